@@ -1,0 +1,295 @@
+/**
+ * The tagged errors every LLM call can fail with, and the one predicate retry code uses.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { LLM, LLMError } from "@orchestify/providers"
+ *
+ * const program = LLM.complete({ messages: [] }).pipe(
+ *   Effect.catchTag("RateLimitError", (e) => Effect.logWarning(`rate limited by ${e.provider}`)),
+ *   Effect.catchIf(LLMError.isRetryable, () => Effect.void)
+ * )
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+
+const common = {
+  provider: Schema.String,
+  message: Schema.String,
+  status: Schema.optional(Schema.Number),
+  requestId: Schema.optional(Schema.String)
+}
+
+/**
+ * Rate-limit headers the provider sent with a 429 (Anthropic `anthropic-ratelimit-*`, OpenAI
+ * `x-ratelimit-*`), verbatim.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const RateLimitHeaders = Schema.Record({ key: Schema.String, value: Schema.String })
+
+/**
+ * A 429 rate limit. `retryAfter` comes from `retry-after-ms`, else `retry-after` (seconds or an
+ * HTTP date).
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLimitError", {
+  ...common,
+  retryAfter: Schema.OptionFromSelf(Schema.DurationFromSelf),
+  rateLimits: Schema.optional(RateLimitHeaders)
+}) {
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * Out of credit or quota (OpenAI `insufficient_quota`, HTTP 402 billing errors). Not retryable.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class QuotaExceededError extends Schema.TaggedError<QuotaExceededError>()("QuotaExceededError", common) {
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The provider is failing or overloaded (500, 502, 503, 504, 529, an `error` event mid-stream).
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class ProviderUnavailableError
+  extends Schema.TaggedError<ProviderUnavailableError>()("ProviderUnavailableError", common)
+{
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * The connection failed: refused, reset, DNS, or the socket closed before the reply was complete.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class ConnectionError extends Schema.TaggedError<ConnectionError>()("ConnectionError", common) {
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * No answer within the configured timeout.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
+  ...common,
+  timeout: Schema.optional(Schema.DurationFromSelf)
+}) {
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * The API key was refused (401, 403).
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class AuthenticationError extends Schema.TaggedError<AuthenticationError>()("AuthenticationError", common) {
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The prompt does not fit the model's context window.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class ContextLengthError extends Schema.TaggedError<ContextLengthError>()("ContextLengthError", common) {
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The provider refused the content.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class ContentPolicyError extends Schema.TaggedError<ContentPolicyError>()("ContentPolicyError", common) {
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * Any other rejected request (400, 404, 413, 422), or a model the provider cannot serve.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class InvalidRequestError extends Schema.TaggedError<InvalidRequestError>()("InvalidRequestError", common) {
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * A reply that could not be decoded. Never reported as a connection failure.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class MalformedResponseError
+  extends Schema.TaggedError<MalformedResponseError>()("MalformedResponseError", common)
+{
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * A budget guard refused the call before any request was sent.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>()("BudgetExceededError", {
+  ...common,
+  limit: Schema.optional(Schema.Number),
+  spent: Schema.optional(Schema.Number)
+}) {
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * A circuit breaker refused the call; it will let a trial call through after `retryAfter`.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>()("CircuitOpenError", {
+  ...common,
+  retryAfter: Schema.DurationFromSelf
+}) {
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * Every way an LLM call can fail, as a Schema (for serialising errors across boundaries).
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export const LLMError = Schema.Union(
+  RateLimitError,
+  QuotaExceededError,
+  ProviderUnavailableError,
+  ConnectionError,
+  TimeoutError,
+  AuthenticationError,
+  ContextLengthError,
+  ContentPolicyError,
+  InvalidRequestError,
+  MalformedResponseError,
+  BudgetExceededError,
+  CircuitOpenError
+)
+
+/**
+ * Every way an LLM call can fail.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export type LLMError = typeof LLMError.Type
+
+/**
+ * The tag of every `LLMError`.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Tag = LLMError["_tag"]
+
+const tags: ReadonlySet<string> = new Set<Tag>([
+  "RateLimitError",
+  "QuotaExceededError",
+  "ProviderUnavailableError",
+  "ConnectionError",
+  "TimeoutError",
+  "AuthenticationError",
+  "ContextLengthError",
+  "ContentPolicyError",
+  "InvalidRequestError",
+  "MalformedResponseError",
+  "BudgetExceededError",
+  "CircuitOpenError"
+])
+
+/**
+ * Whether a value is one of the `LLMError`s.
+ *
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isLLMError = (u: unknown): u is LLMError =>
+  Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" && tags.has(u._tag)
+
+/**
+ * Whether retrying the same call may succeed: the one predicate retry code uses.
+ *
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isRetryable = (error: LLMError): boolean => error.isRetryable
+
+/**
+ * How long the provider asked us to wait before the next call, if it said.
+ *
+ * @since 0.1.0
+ * @category Getters
+ */
+export const retryAfter = (error: LLMError): Option.Option<Duration.Duration> => {
+  switch (error._tag) {
+    case "RateLimitError":
+      return error.retryAfter
+    case "CircuitOpenError":
+      return Option.some(error.retryAfter)
+    default:
+      return Option.none()
+  }
+}

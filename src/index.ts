@@ -1,0 +1,27 @@
+/**
+ * `@orchestify/providers`: an Effect-native LLM provider layer. Every module is re-exported as a
+ * namespace: `import { LLM, Message, Anthropic } from "@orchestify/providers"`.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Anthropic from "./providers/Anthropic.js"
+/** @since 0.1.0 */
+export * as Capabilities from "./Capabilities.js"
+/** @since 0.1.0 */
+export * as LLM from "./LLM.js"
+/** @since 0.1.0 */
+export * as LLMError from "./LLMError.js"
+/** @since 0.1.0 */
+export * as Message from "./Message.js"
+/** @since 0.1.0 */
+export * as OpenAI from "./providers/OpenAI.js"
+/** @since 0.1.0 */
+export * as Pricing from "./Pricing.js"
+/** @since 0.1.0 */
+export * as Response from "./Response.js"
+/** @since 0.1.0 */
+export * as Tool from "./Tool.js"
+/** @since 0.1.0 */
+export * as Usage from "./Usage.js"

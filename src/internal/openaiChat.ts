@@ -1,0 +1,325 @@
+/**
+ * The OpenAI Chat Completions wire format, shared by the `OpenAI` provider (through the SDK) and
+ * every OpenAI-compatible backend: request body, JSON reply, and the SSE handler.
+ */
+import type * as Message from "../Message.js"
+import type * as Response from "../Response.js"
+import type * as Usage from "../Usage.js"
+import * as Errors from "./errors.js"
+import * as Provider from "./provider.js"
+import type * as Sse from "./sse.js"
+
+/** How a backend's dialect differs from OpenAI's own. */
+export interface Dialect {
+  /** `max_completion_tokens` (OpenAI) or `max_tokens` (most compatible servers). */
+  readonly maxTokensField: "max_completion_tokens" | "max_tokens"
+  /** Send `stream_options: { include_usage: true }` (some servers reject it). */
+  readonly streamUsage: boolean
+}
+
+/** OpenAI's own dialect. */
+export const openaiDialect: Dialect = { maxTokensField: "max_completion_tokens", streamUsage: true }
+
+const effortOf = (thinking: NonNullable<Provider.ResolvedRequest["thinking"]>): string =>
+  "effort" in thinking
+    ? thinking.effort
+    : thinking.budgetTokens <= 2048
+    ? "low"
+    : thinking.budgetTokens <= 8192
+    ? "medium"
+    : "high"
+
+const imageUrl = (part: Message.ImagePart): string =>
+  part.source._tag === "Url" ? part.source.url : `data:${part.source.mediaType};base64,${part.source.data}`
+
+const userMessages = (message: Message.LLMMessage): Array<Record<string, unknown>> => {
+  const out: Array<Record<string, unknown>> = []
+  const content: Array<Record<string, unknown>> = []
+  let allText = true
+  for (const part of message.content) {
+    switch (part._tag) {
+      case "ToolResult":
+        out.push({ role: "tool", tool_call_id: part.toolCallId, content: part.content })
+        break
+      case "Text":
+        content.push({ type: "text", text: part.text })
+        break
+      case "Image":
+        allText = false
+        content.push({ type: "image_url", image_url: { url: imageUrl(part) } })
+        break
+      default:
+        break
+    }
+  }
+  if (content.length > 0) {
+    out.push({
+      role: "user",
+      content: allText ? content.map((part) => part.text as string).join("") : content
+    })
+  }
+  return out
+}
+
+const assistantMessage = (message: Message.LLMMessage): Record<string, unknown> => {
+  let text = ""
+  const toolCalls: Array<Record<string, unknown>> = []
+  for (const part of message.content) {
+    if (part._tag === "Text") text += part.text
+    else if (part._tag === "ToolCall") {
+      toolCalls.push({
+        id: part.id,
+        type: "function",
+        function: { name: part.name, arguments: typeof part.input === "string" ? part.input : JSON.stringify(part.input ?? {}) }
+      })
+    }
+    // Reasoning is not sent back: OpenAI-style servers neither need nor accept it.
+  }
+  const out: Record<string, unknown> = { role: "assistant", content: text === "" && toolCalls.length > 0 ? null : text }
+  if (toolCalls.length > 0) out.tool_calls = toolCalls
+  return out
+}
+
+/** The request body (without `stream`). */
+export const toBody = (request: Provider.ResolvedRequest, dialect: Dialect): Record<string, unknown> => {
+  const messages: Array<Record<string, unknown>> = []
+  if (request.system !== undefined) messages.push({ role: "system", content: request.system })
+  for (const message of request.messages) {
+    if (message.role === "assistant") messages.push(assistantMessage(message))
+    else messages.push(...userMessages(message))
+  }
+  const body: Record<string, unknown> = { model: request.model, messages }
+  body[dialect.maxTokensField] = request.maxTokens
+  if (request.temperature !== undefined) body.temperature = request.temperature
+  if (request.topP !== undefined) body.top_p = request.topP
+  if (request.stopSequences !== undefined) body.stop = [...request.stopSequences]
+  if (request.tools !== undefined && request.tools.length > 0) {
+    body.tools = request.tools.map((tool) => ({
+      type: "function",
+      function: {
+        name: tool.name,
+        ...(tool.description !== undefined ? { description: tool.description } : {}),
+        parameters: tool.parameters
+      }
+    }))
+  }
+  if (request.toolChoice !== undefined) {
+    const choice = request.toolChoice
+    body.tool_choice = typeof choice === "string" ? choice : { type: "function", function: { name: choice.name } }
+  }
+  if (request.thinking !== undefined) body.reasoning_effort = effortOf(request.thinking)
+  const user = request.metadata?.userId ?? request.metadata?.user_id
+  if (user !== undefined) body.user = user
+  return body
+}
+
+/** The streaming body. */
+export const toStreamBody = (request: Provider.ResolvedRequest, dialect: Dialect): Record<string, unknown> => {
+  const body = toBody(request, dialect)
+  body.stream = true
+  if (dialect.streamUsage) body.stream_options = { include_usage: true }
+  return body
+}
+
+/** Maps a wire `finish_reason`. */
+export const finishReason = (raw: string | null | undefined): Response.FinishReason => {
+  switch (raw) {
+    case "stop":
+      return "stop"
+    case "length":
+      return "length"
+    case "tool_calls":
+    case "function_call":
+      return "tool_calls"
+    case "content_filter":
+      return "content_filter"
+    default:
+      return "other"
+  }
+}
+
+/** Normalises a Chat Completions `usage` (its `prompt_tokens` already includes cached tokens). */
+export const tokensOf = (u: any): Usage.Tokens => {
+  const cacheRead = u?.prompt_tokens_details?.cached_tokens ?? u?.prompt_cache_hit_tokens ?? 0
+  return {
+    inputTokens: u?.prompt_tokens ?? 0,
+    outputTokens: u?.completion_tokens ?? 0,
+    cacheReadTokens: cacheRead,
+    cacheWriteTokens: 0,
+    reasoningTokens: u?.completion_tokens_details?.reasoning_tokens ?? 0
+  }
+}
+
+const parseArguments = (
+  ctx: Errors.ErrorContext,
+  id: string,
+  name: string,
+  args: string,
+  requestId: string | undefined
+): unknown => {
+  if (args.trim() === "") return {}
+  try {
+    return JSON.parse(args)
+  } catch {
+    throw Errors.malformed(ctx, `the arguments of tool call ${id} (${name}) are not JSON`, requestId)
+  }
+}
+
+const reasoningOf = (m: any): unknown => m?.reasoning_content ?? m?.reasoning
+
+/** Maps a complete Chat Completions reply to neutral events. */
+export const fromCompletion = (
+  ctx: Errors.ErrorContext,
+  data: any,
+  requestId: string | undefined,
+  costUsd?: number
+): Provider.Completed => {
+  if (data !== null && typeof data === "object" && data.error !== undefined && data.error !== null) {
+    throw Errors.fromStreamError(ctx, data, requestId)
+  }
+  const choice = Array.isArray(data?.choices) ? data.choices[0] : undefined
+  if (choice === undefined || choice === null || typeof choice.message !== "object" || choice.message === null) {
+    throw Errors.malformed(ctx, "the reply has no choices[0].message", requestId)
+  }
+  const message = choice.message
+  const events: Array<Response.StreamEvent> = []
+  const reasoning = reasoningOf(message)
+  if (typeof reasoning === "string" && reasoning !== "") events.push({ _tag: "ThinkingDelta", thinking: reasoning })
+  if (typeof message.content === "string" && message.content !== "") {
+    events.push({ _tag: "TextDelta", text: message.content })
+  }
+  if (typeof message.refusal === "string" && message.refusal !== "") {
+    events.push({ _tag: "TextDelta", text: message.refusal })
+  }
+  if (Array.isArray(message.tool_calls)) {
+    for (const call of message.tool_calls) {
+      const name = call?.function?.name ?? ""
+      const input = parseArguments(ctx, call?.id ?? "", name, call?.function?.arguments ?? "", requestId)
+      events.push({ _tag: "ToolCall", id: call?.id ?? "", name, input })
+    }
+  }
+  const refused = typeof message.refusal === "string" && message.refusal !== ""
+  return {
+    events,
+    finish: {
+      finishReason: refused ? "content_filter" : finishReason(choice.finish_reason),
+      rawFinishReason: choice.finish_reason ?? undefined,
+      usage: tokensOf(data.usage),
+      model: typeof data.model === "string" ? data.model : "",
+      requestId,
+      costUsd
+    }
+  }
+}
+
+interface ToolState {
+  readonly id: string
+  readonly name: string
+  args: string
+}
+
+/** The SSE handler of one Chat Completions stream. */
+export const makeHandler = (
+  ctx: Errors.ErrorContext,
+  providerId: string,
+  requestId: string | undefined,
+  report: Provider.ReportUsage,
+  costUsd?: number
+): Sse.EventHandler => {
+  let tools: Array<ToolState | undefined> = []
+  let usage: Usage.Tokens | undefined = undefined
+  let model = ""
+  let rawFinish: string | undefined = undefined
+  let refused = false
+  let done = false
+
+  const flushTools = (out: Array<Response.StreamEvent>) => {
+    for (const tool of tools) {
+      if (tool === undefined) continue
+      out.push({
+        _tag: "ToolCall",
+        id: tool.id,
+        name: tool.name,
+        input: parseArguments(ctx, tool.id, tool.name, tool.args, requestId)
+      })
+    }
+    tools = []
+  }
+
+  const finish = (out: Array<Response.StreamEvent>) => {
+    if (done) return
+    done = true
+    flushTools(out)
+    out.push(Provider.finishEvent(providerId, {
+      finishReason: refused ? "content_filter" : finishReason(rawFinish),
+      rawFinishReason: rawFinish,
+      usage: usage ?? tokensOf(undefined),
+      model,
+      requestId,
+      costUsd
+    }))
+  }
+
+  return {
+    onEvent: (_event, data, out) => {
+      if (data === "" || done) return
+      if (data === "[DONE]") return finish(out)
+      let json: any
+      try {
+        json = JSON.parse(data)
+      } catch {
+        throw Errors.malformed(ctx, `an event is not JSON: ${data.slice(0, 200)}`, requestId)
+      }
+      if (json === null || typeof json !== "object") return
+      if (json.error !== undefined && json.error !== null) throw Errors.fromStreamError(ctx, json, requestId)
+      if (typeof json.model === "string" && json.model !== "") model = json.model
+      if (json.usage !== undefined && json.usage !== null && typeof json.usage === "object") {
+        usage = tokensOf(json.usage)
+        report(usage)
+      }
+      const choices = json.choices
+      if (!Array.isArray(choices) || choices.length === 0) return
+      const choice = choices[0]
+      if (choice === null || typeof choice !== "object" || (choice.index !== undefined && choice.index !== 0)) return
+      const delta = choice.delta
+      if (delta !== undefined && delta !== null) {
+        const reasoning = reasoningOf(delta)
+        if (typeof reasoning === "string" && reasoning !== "") out.push({ _tag: "ThinkingDelta", thinking: reasoning })
+        if (typeof delta.content === "string" && delta.content !== "") {
+          out.push({ _tag: "TextDelta", text: delta.content })
+        }
+        if (typeof delta.refusal === "string" && delta.refusal !== "") {
+          refused = true
+          out.push({ _tag: "TextDelta", text: delta.refusal })
+        }
+        if (Array.isArray(delta.tool_calls)) {
+          for (const call of delta.tool_calls) {
+            const index: number = typeof call?.index === "number" ? call.index : 0
+            let tool = tools[index]
+            if (tool === undefined) {
+              tool = { id: call?.id ?? `call_${index}`, name: call?.function?.name ?? "", args: "" }
+              tools[index] = tool
+              out.push({ _tag: "ToolCallStart", id: tool.id, name: tool.name })
+            }
+            const fragment = call?.function?.arguments
+            if (typeof fragment === "string" && fragment !== "") {
+              tool.args += fragment
+              out.push({ _tag: "ToolCallDelta", id: tool.id, argumentsDelta: fragment })
+            }
+          }
+        }
+      }
+      if (typeof choice.finish_reason === "string") {
+        rawFinish = choice.finish_reason
+        // Tool calls are final at the finish reason, never because partial arguments parse.
+        flushTools(out)
+      }
+    },
+    onEnd: (out) => {
+      if (done) return
+      // Some compatible servers end after the finish reason without `[DONE]`.
+      if (rawFinish !== undefined) return finish(out)
+      throw Errors.truncated(ctx, "its finish_reason and [DONE]", requestId)
+    }
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The one SSE decoder every provider uses. It reads the response body itself, one network read
+ * at a time, feeds `eventsource-parser` (linear at any read size, spec compliant: comments and
+ * blank data skipped) and hands each batch of SSE events to the provider's handler, which turns
+ * them into `StreamEvent`s with `JSON.parse` and a switch on the event type. One stream step per
+ * network read, never per event.
+ */
+import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { createParser } from "eventsource-parser"
+import * as LLMError from "../LLMError.js"
+import type * as Response from "../Response.js"
+import * as Errors from "./errors.js"
+
+/**
+ * Turns SSE events into `StreamEvent`s. `onEvent` pushes what it produces onto `out` and may
+ * throw an `LLMError` (a malformed payload, an error event); `onEnd` runs when the body ends and
+ * must throw (a `ConnectionError`) when the provider's terminal event never came.
+ * Instances hold per-stream state; each stream makes its own.
+ */
+export interface EventHandler {
+  readonly onEvent: (event: string | undefined, data: string, out: Array<Response.StreamEvent>) => void
+  readonly onEnd: (out: Array<Response.StreamEvent>) => void
+}
+
+/** Options for `decode`. */
+export interface DecodeOptions {
+  readonly ctx: Errors.ErrorContext
+  /** Fails with `TimeoutError` when no bytes arrive for this long. */
+  readonly idleTimeout?: Duration.Duration | undefined
+}
+
+const toLLMError = (ctx: Errors.ErrorContext, error: unknown): LLMError.LLMError =>
+  LLMError.isLLMError(error) ? error : Errors.fromThrown(ctx, error)
+
+/**
+ * Decodes an SSE response body into a stream of `StreamEvent`s. Reading is cancelled (and the
+ * socket released) when the stream is interrupted or fails.
+ */
+export const decode = (
+  body: ReadableStream<Uint8Array> | null,
+  handler: EventHandler,
+  options: DecodeOptions
+): Stream.Stream<Response.StreamEvent, LLMError.LLMError> => {
+  const { ctx } = options
+  if (body === null) return Stream.fail(Errors.malformed(ctx, "the streamed reply has no body"))
+  return Stream.unwrapScoped(Effect.gen(function*() {
+    const reader = yield* Effect.acquireRelease(
+      Effect.sync(() => body.getReader()),
+      (reader) => Effect.promise(() => reader.cancel().catch(() => undefined))
+    )
+    const decoder = new TextDecoder()
+    let out: Array<Response.StreamEvent> = []
+    let pending: unknown = undefined
+    let ended = false
+    const parser = createParser({
+      onEvent: (message) => {
+        if (pending !== undefined) return
+        try {
+          handler.onEvent(message.event, message.data, out)
+        } catch (error) {
+          // A half-written last event of a cut body is a truncation (judged by `onEnd`), not a
+          // malformed reply.
+          if (!(ended && error instanceof LLMError.MalformedResponseError)) pending = error
+        }
+      }
+    })
+    const flush = (): Effect.Effect<Chunk.Chunk<Response.StreamEvent>, Option.Option<LLMError.LLMError>> => {
+      if (pending !== undefined) return Effect.fail(Option.some(toLLMError(ctx, pending)))
+      const batch = out
+      out = []
+      return Effect.succeed(Chunk.unsafeFromArray(batch))
+    }
+    const readOnce = Effect.tryPromise({
+      try: () => reader.read(),
+      catch: (error) => Option.some(toLLMError(ctx, error))
+    })
+    const read = options.idleTimeout === undefined ? readOnce : readOnce.pipe(
+      Effect.timeoutFail({
+        duration: options.idleTimeout,
+        onTimeout: () =>
+          Option.some(
+            new LLMError.TimeoutError({
+              provider: ctx.provider,
+              message: `${ctx.provider}: the stream went silent for ${Duration.format(options.idleTimeout!)}`,
+              timeout: options.idleTimeout!
+            })
+          )
+      })
+    )
+    const step: Effect.Effect<Chunk.Chunk<Response.StreamEvent>, Option.Option<LLMError.LLMError>> = Effect.flatMap(
+      read,
+      (result) => {
+        if (result.done) {
+          if (ended) return Effect.fail(Option.none())
+          ended = true
+          try {
+            const rest = decoder.decode()
+            if (rest.length > 0) parser.feed(rest)
+            parser.reset({ consume: true })
+            if (pending === undefined) handler.onEnd(out)
+          } catch (error) {
+            pending ??= error
+          }
+          return flush()
+        }
+        parser.feed(decoder.decode(result.value, { stream: true }))
+        return flush()
+      }
+    )
+    return Stream.repeatEffectChunkOption(
+      Effect.suspend(() => (ended ? Effect.fail(Option.none()) : step))
+    )
+  }))
+}

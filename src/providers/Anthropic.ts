@@ -1,0 +1,457 @@
+/**
+ * The Anthropic provider: Claude through the official `@anthropic-ai/sdk` (Messages API).
+ *
+ * The SDK builds and sends the request and classifies HTTP errors (it is built with
+ * `maxRetries: 0`: retrying is yours, with `Resilience`); the streamed body is decoded by the
+ * shared SSE decoder, one batch of events per network read. Interrupting the fiber aborts the
+ * request and closes the socket.
+ *
+ * @example
+ * import { Effect, Redacted } from "effect"
+ * import { Anthropic, LLM, Message } from "@orchestify/providers"
+ *
+ * const program = LLM.complete({ messages: [Message.user("Hello")] })
+ *
+ * program.pipe(
+ *   Effect.provide(Anthropic.layer({ apiKey: Redacted.make("sk-ant-..."), defaultModel: "claude-sonnet-4-5" }))
+ * )
+ *
+ * @since 0.1.0
+ */
+import AnthropicClient from "@anthropic-ai/sdk"
+import type * as Sdk from "@anthropic-ai/sdk/resources/messages"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Capabilities from "../Capabilities.js"
+import * as Errors from "../internal/errors.js"
+import * as Provider from "../internal/provider.js"
+import * as Sse from "../internal/sse.js"
+import * as LLM from "../LLM.js"
+import * as LLMError from "../LLMError.js"
+import type * as Message from "../Message.js"
+import type * as Pricing from "../Pricing.js"
+import type * as Response from "../Response.js"
+import * as Usage from "../Usage.js"
+
+/**
+ * Options of the Anthropic provider.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  readonly apiKey: Redacted.Redacted<string>
+  /** Default `"claude-sonnet-4-5"`. */
+  readonly defaultModel?: string | undefined
+  /** Default `max_tokens` when a request sets none. Default 4096. */
+  readonly maxTokens?: number | undefined
+  /** The host root, as the SDK takes it (default `https://api.anthropic.com`). */
+  readonly baseUrl?: string | undefined
+  /** Wait for the reply's headers, and at most this long between two reads of its body. Default 10 minutes. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** The registry id. Default `"anthropic"`. */
+  readonly providerId?: string | undefined
+  /** Price overrides, looked up before the built-in table. */
+  readonly pricing?: Pricing.PriceTable | undefined
+  /** Extra headers sent with every request (for example `anthropic-beta`). */
+  readonly headers?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * Above this `max_tokens` a non-streaming call could outlast the SDK's 10 minutes, so `complete`
+ * streams internally (the SDK refuses such calls otherwise).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const nonStreamingMaxTokens = 21_333
+
+const finishReason = (stop: string | null | undefined): Response.FinishReason => {
+  switch (stop) {
+    case "end_turn":
+    case "stop_sequence":
+      return "stop"
+    case "max_tokens":
+    case "model_context_window_exceeded":
+      return "length"
+    case "tool_use":
+      return "tool_calls"
+    case "refusal":
+      return "content_filter"
+    default:
+      return "other"
+  }
+}
+
+interface WireUsage {
+  readonly input_tokens?: number | null
+  readonly output_tokens?: number | null
+  readonly cache_read_input_tokens?: number | null
+  readonly cache_creation_input_tokens?: number | null
+}
+
+const tokensOf = (u: WireUsage | null | undefined): Usage.Tokens => {
+  const cacheRead = u?.cache_read_input_tokens ?? 0
+  const cacheWrite = u?.cache_creation_input_tokens ?? 0
+  return {
+    // Anthropic's input_tokens excludes cache reads and writes.
+    inputTokens: (u?.input_tokens ?? 0) + cacheRead + cacheWrite,
+    outputTokens: u?.output_tokens ?? 0,
+    cacheReadTokens: cacheRead,
+    cacheWriteTokens: cacheWrite,
+    reasoningTokens: 0
+  }
+}
+
+const toWirePart = (part: Message.Part): Sdk.ContentBlockParam | undefined => {
+  switch (part._tag) {
+    case "Text":
+      return { type: "text", text: part.text }
+    case "Image":
+      return part.source._tag === "Base64"
+        ? {
+          type: "image",
+          source: { type: "base64", media_type: part.source.mediaType as Sdk.Base64ImageSource["media_type"], data: part.source.data }
+        }
+        : { type: "image", source: { type: "url", url: part.source.url } }
+    case "ToolCall":
+      return { type: "tool_use", id: part.id, name: part.name, input: part.input ?? {} }
+    case "ToolResult":
+      return { type: "tool_result", tool_use_id: part.toolCallId, content: part.content, is_error: part.isError }
+    case "Thinking":
+      // Claude only takes back thinking it signed.
+      return part.signature === undefined
+        ? undefined
+        : { type: "thinking", thinking: part.thinking, signature: part.signature }
+    case "RedactedThinking":
+      return { type: "redacted_thinking", data: part.data }
+  }
+}
+
+const effortBudget = { minimal: 1024, low: 2048, medium: 8192, high: 16384 } as const
+
+/** The Messages API body. `temperature` and `top_p` are still accepted by the API for the models
+ * that support them, though SDK 1.x no longer types them. */
+type Params = Sdk.MessageCreateParamsBase & { temperature?: number; top_p?: number }
+
+/** @internal */
+export const toParams = (request: Provider.ResolvedRequest): Params => {
+  const params: Params = {
+    model: request.model,
+    max_tokens: request.maxTokens,
+    messages: request.messages.map((message) => ({
+      role: message.role,
+      content: message.content.flatMap((part) => {
+        const wire = toWirePart(part)
+        return wire === undefined ? [] : [wire]
+      })
+    }))
+  }
+  if (request.system !== undefined) params.system = request.system
+  if (request.temperature !== undefined) params.temperature = request.temperature
+  if (request.topP !== undefined) params.top_p = request.topP
+  if (request.stopSequences !== undefined) params.stop_sequences = [...request.stopSequences]
+  if (request.tools !== undefined && request.tools.length > 0) {
+    params.tools = request.tools.map((tool) => ({
+      name: tool.name,
+      ...(tool.description !== undefined ? { description: tool.description } : {}),
+      input_schema: tool.parameters as Sdk.Tool.InputSchema
+    }))
+  }
+  if (request.toolChoice !== undefined) {
+    const choice = request.toolChoice
+    params.tool_choice = choice === "auto"
+      ? { type: "auto" }
+      : choice === "required"
+      ? { type: "any" }
+      : choice === "none"
+      ? { type: "none" }
+      : { type: "tool", name: choice.name }
+  }
+  if (request.thinking !== undefined) {
+    params.thinking = "budgetTokens" in request.thinking
+      ? { type: "enabled", budget_tokens: request.thinking.budgetTokens }
+      : { type: "enabled", budget_tokens: Math.min(effortBudget[request.thinking.effort], request.maxTokens - 1) }
+  }
+  const userId = request.metadata?.userId ?? request.metadata?.user_id
+  if (userId !== undefined) params.metadata = { user_id: userId }
+  return params
+}
+
+/** Maps a complete Messages API reply to neutral events. @internal */
+export const fromMessage = (message: Sdk.Message, requestId: string | undefined): Provider.Completed => {
+  const events: Array<Response.StreamEvent> = []
+  for (const block of message.content) {
+    switch (block.type) {
+      case "text":
+        events.push({ _tag: "TextDelta", text: block.text })
+        break
+      case "thinking":
+        events.push({ _tag: "ThinkingDelta", thinking: block.thinking })
+        events.push({ _tag: "ThinkingSignature", signature: block.signature })
+        break
+      case "redacted_thinking":
+        events.push({ _tag: "RedactedThinking", data: block.data })
+        break
+      case "tool_use":
+        events.push({ _tag: "ToolCall", id: block.id, name: block.name, input: block.input })
+        break
+      default:
+        // Server tool blocks (web search, code execution, ...) are the provider's business.
+        break
+    }
+  }
+  return {
+    events,
+    finish: {
+      finishReason: finishReason(message.stop_reason),
+      rawFinishReason: message.stop_reason ?? undefined,
+      usage: tokensOf(message.usage),
+      model: message.model,
+      requestId: requestId ?? (message as { _request_id?: string | null })._request_id ?? undefined
+    }
+  }
+}
+
+interface ToolBlock {
+  readonly id: string
+  readonly name: string
+  json: string
+}
+
+/** The SSE handler of one Messages API stream. @internal */
+export const makeHandler = (
+  ctx: Errors.ErrorContext,
+  providerId: string,
+  requestId: string | undefined,
+  report: Provider.ReportUsage
+): Sse.EventHandler => {
+  const tools = new Map<number, ToolBlock>()
+  let wire: WireUsage = {}
+  let model = ""
+  let stopReason: string | undefined = undefined
+  let done = false
+  const usageUpdate = (u: WireUsage | undefined | null) => {
+    if (u === undefined || u === null) return
+    // message_delta usage is cumulative and may revise the start values: overwrite, never add.
+    wire = {
+      input_tokens: u.input_tokens ?? wire.input_tokens ?? null,
+      output_tokens: u.output_tokens ?? wire.output_tokens ?? null,
+      cache_read_input_tokens: u.cache_read_input_tokens ?? wire.cache_read_input_tokens ?? null,
+      cache_creation_input_tokens: u.cache_creation_input_tokens ?? wire.cache_creation_input_tokens ?? null
+    }
+    report(tokensOf(wire))
+  }
+  return {
+    onEvent: (_event, data, out) => {
+      if (data === "") return
+      let json: any
+      try {
+        json = JSON.parse(data)
+      } catch {
+        throw Errors.malformed(ctx, `an event is not JSON: ${data.slice(0, 200)}`, requestId)
+      }
+      switch (json?.type) {
+        case "message_start": {
+          model = json.message?.model ?? model
+          usageUpdate(json.message?.usage)
+          return
+        }
+        case "content_block_start": {
+          const block = json.content_block
+          switch (block?.type) {
+            case "text":
+              if (typeof block.text === "string" && block.text.length > 0) out.push({ _tag: "TextDelta", text: block.text })
+              return
+            case "thinking":
+              if (typeof block.thinking === "string" && block.thinking.length > 0) {
+                out.push({ _tag: "ThinkingDelta", thinking: block.thinking })
+              }
+              return
+            case "redacted_thinking":
+              out.push({ _tag: "RedactedThinking", data: block.data })
+              return
+            case "tool_use":
+              tools.set(json.index, { id: block.id, name: block.name, json: "" })
+              out.push({ _tag: "ToolCallStart", id: block.id, name: block.name })
+              return
+            default:
+              return
+          }
+        }
+        case "content_block_delta": {
+          const delta = json.delta
+          switch (delta?.type) {
+            case "text_delta":
+              out.push({ _tag: "TextDelta", text: delta.text })
+              return
+            case "thinking_delta":
+              out.push({ _tag: "ThinkingDelta", thinking: delta.thinking })
+              return
+            case "signature_delta":
+              out.push({ _tag: "ThinkingSignature", signature: delta.signature })
+              return
+            case "input_json_delta": {
+              const tool = tools.get(json.index)
+              if (tool === undefined || typeof delta.partial_json !== "string" || delta.partial_json === "") return
+              tool.json += delta.partial_json
+              out.push({ _tag: "ToolCallDelta", id: tool.id, argumentsDelta: delta.partial_json })
+              return
+            }
+            default:
+              return
+          }
+        }
+        case "content_block_stop": {
+          const tool = tools.get(json.index)
+          if (tool === undefined) return
+          tools.delete(json.index)
+          let input: unknown
+          try {
+            input = tool.json === "" ? {} : JSON.parse(tool.json)
+          } catch {
+            throw Errors.malformed(ctx, `the arguments of tool call ${tool.id} (${tool.name}) are not JSON`, requestId)
+          }
+          out.push({ _tag: "ToolCall", id: tool.id, name: tool.name, input })
+          return
+        }
+        case "message_delta": {
+          if (json.delta?.stop_reason !== undefined && json.delta?.stop_reason !== null) {
+            stopReason = json.delta.stop_reason
+          }
+          usageUpdate(json.usage)
+          return
+        }
+        case "message_stop": {
+          if (done) return
+          done = true
+          out.push(Provider.finishEvent(providerId, {
+            finishReason: finishReason(stopReason),
+            rawFinishReason: stopReason,
+            usage: tokensOf(wire),
+            model,
+            requestId
+          }))
+          return
+        }
+        case "error":
+          throw Errors.fromStreamError(ctx, json, requestId)
+        default:
+          // ping, and event types this version does not know: skipped.
+          return
+      }
+    },
+    onEnd: () => {
+      if (!done) throw Errors.truncated(ctx, "message_stop", requestId)
+    }
+  }
+}
+
+/**
+ * Builds the Anthropic `LLM` service.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const providerId = options.providerId ?? "anthropic"
+    const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
+    const ctx: Errors.ErrorContext = { provider: providerId, secrets: [options.apiKey], timeout }
+    const client = new AnthropicClient({
+      apiKey: Redacted.value(options.apiKey),
+      maxRetries: 0,
+      timeout: Duration.toMillis(timeout),
+      ...(options.baseUrl !== undefined ? { baseURL: options.baseUrl } : {}),
+      ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
+    })
+    const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Duration.toMillis(timeout) })
+
+    const openStream = (request: Provider.ResolvedRequest, report: Provider.ReportUsage) =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        const controller = yield* Effect.acquireRelease(
+          Effect.sync(() => new AbortController()),
+          (controller) => Effect.sync(() => controller.abort())
+        )
+        const response = yield* Effect.tryPromise({
+          try: () =>
+            client.messages.create({ ...toParams(request), stream: true }, requestOptions(controller.signal))
+              .asResponse(),
+          catch: (error) => Errors.fromThrown(ctx, error)
+        })
+        const requestId = response.headers.get("request-id") ?? undefined
+        return Sse.decode(response.body, makeHandler(ctx, providerId, requestId, report), {
+          ctx,
+          idleTimeout: timeout
+        })
+      }))
+
+    const completeViaStream = (request: Provider.ResolvedRequest) =>
+      Stream.runCollect(openStream(request, () => {})).pipe(
+        Effect.map((chunk): Provider.Completed => {
+          const events = Array.from(chunk)
+          const finish = events.pop() as Response.Finish
+          return { events, finish }
+        })
+      )
+
+    const complete = (request: Provider.ResolvedRequest): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
+      request.maxTokens > nonStreamingMaxTokens
+        ? completeViaStream(request)
+        : Effect.tryPromise({
+          try: (signal) =>
+            client.messages.create({ ...toParams(request), stream: false }, requestOptions(signal)).withResponse(),
+          catch: (error) => Errors.fromThrown(ctx, error)
+        }).pipe(
+          Effect.flatMap(({ data, response }) => {
+            if (data === null || typeof data !== "object" || !Array.isArray((data as Sdk.Message).content)) {
+              return Effect.fail(Errors.malformed(ctx, "the reply has no content array"))
+            }
+            return Effect.succeed(fromMessage(data, response.headers.get("request-id") ?? undefined))
+          })
+        )
+
+    return yield* Provider.make({
+      providerId,
+      providerType: "anthropic",
+      defaultModel: options.defaultModel ?? "claude-sonnet-4-5",
+      defaultMaxTokens: options.maxTokens ?? 4096,
+      capabilities: Capabilities.forModel,
+      pricing: options.pricing,
+      validate: (request) =>
+        request.model.startsWith("claude-")
+          ? undefined
+          : new LLMError.InvalidRequestError({
+            provider: providerId,
+            message: `${providerId}: "${request.model}" is not a Claude model; the Anthropic provider serves claude-* models`
+          }),
+      complete,
+      stream: openStream
+    })
+  })
+
+/**
+ * The Anthropic provider as a layer of `LLM`.
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer = (options: Options): Layer.Layer<LLM.LLM> => Layer.scoped(LLM.LLM, make(options))
+
+/**
+ * The Anthropic provider with its options read from `Config` (by default the API key from
+ * `ANTHROPIC_API_KEY`).
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<Options> = { apiKey: Config.redacted("ANTHROPIC_API_KEY") }
+): Layer.Layer<LLM.LLM, ConfigError.ConfigError> =>
+  Layer.scoped(LLM.LLM, Effect.flatMap(Config.unwrap(config), make))

@@ -1,0 +1,149 @@
+/**
+ * The OpenAI provider: Chat Completions through the official `openai` SDK (6.x).
+ *
+ * The SDK builds and sends the request and classifies HTTP errors (built with `maxRetries: 0`:
+ * retrying is yours, with `Resilience`); the streamed body is decoded by the shared SSE decoder,
+ * one batch of events per network read, which is faster than the SDK's own decoder. Any
+ * `baseUrl` works (proxies, OpenAI-compatible servers); interrupting the fiber aborts the request.
+ *
+ * @example
+ * import { Effect, Redacted } from "effect"
+ * import { LLM, Message, OpenAI } from "@orchestify/providers"
+ *
+ * const program = LLM.complete({ messages: [Message.user("Hello")] })
+ *
+ * program.pipe(Effect.provide(OpenAI.layer({ apiKey: Redacted.make("sk-..."), defaultModel: "gpt-4o" })))
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import OpenAIClient from "openai"
+import * as Capabilities from "../Capabilities.js"
+import * as Errors from "../internal/errors.js"
+import * as Chat from "../internal/openaiChat.js"
+import * as Provider from "../internal/provider.js"
+import * as Sse from "../internal/sse.js"
+import * as LLM from "../LLM.js"
+import type * as LLMError from "../LLMError.js"
+import type * as Pricing from "../Pricing.js"
+
+/**
+ * Options of the OpenAI provider.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  readonly apiKey: Redacted.Redacted<string>
+  /** Default `"gpt-4o"`. */
+  readonly defaultModel?: string | undefined
+  /** Default `max_completion_tokens` when a request sets none. Default 4096. */
+  readonly maxTokens?: number | undefined
+  /** The `.../v1` URL, as the SDK takes it (default `https://api.openai.com/v1`). */
+  readonly baseUrl?: string | undefined
+  /** Wait for the reply's headers, and at most this long between two reads of its body. Default 10 minutes. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** The registry id. Default `"openai"`. */
+  readonly providerId?: string | undefined
+  readonly organization?: string | undefined
+  readonly project?: string | undefined
+  /** Price overrides, looked up before the built-in table. */
+  readonly pricing?: Pricing.PriceTable | undefined
+  /** Extra headers sent with every request. */
+  readonly headers?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * Builds the OpenAI `LLM` service.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const providerId = options.providerId ?? "openai"
+    const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
+    const ctx: Errors.ErrorContext = { provider: providerId, secrets: [options.apiKey], timeout }
+    const client = new OpenAIClient({
+      apiKey: Redacted.value(options.apiKey),
+      maxRetries: 0,
+      timeout: Duration.toMillis(timeout),
+      ...(options.baseUrl !== undefined ? { baseURL: options.baseUrl } : {}),
+      ...(options.organization !== undefined ? { organization: options.organization } : {}),
+      ...(options.project !== undefined ? { project: options.project } : {}),
+      ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
+    })
+    const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Duration.toMillis(timeout) })
+
+    const stream = (request: Provider.ResolvedRequest, report: Provider.ReportUsage) =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        const controller = yield* Effect.acquireRelease(
+          Effect.sync(() => new AbortController()),
+          (controller) => Effect.sync(() => controller.abort())
+        )
+        const body = Chat.toStreamBody(request, Chat.openaiDialect)
+        const response = yield* Effect.tryPromise({
+          try: () =>
+            client.chat.completions.create(body as any, requestOptions(controller.signal)).asResponse(),
+          catch: (error) => Errors.fromThrown(ctx, error)
+        })
+        const requestId = response.headers.get("x-request-id") ?? undefined
+        return Sse.decode(response.body, Chat.makeHandler(ctx, providerId, requestId, report), {
+          ctx,
+          idleTimeout: timeout
+        })
+      }))
+
+    const complete = (request: Provider.ResolvedRequest): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
+      Effect.tryPromise({
+        try: (signal) =>
+          client.chat.completions.create(Chat.toBody(request, Chat.openaiDialect) as any, requestOptions(signal))
+            .withResponse(),
+        catch: (error) => Errors.fromThrown(ctx, error)
+      }).pipe(
+        Effect.flatMap(({ data, response }) =>
+          Effect.try({
+            try: () => Chat.fromCompletion(ctx, data, response.headers.get("x-request-id") ?? undefined),
+            catch: (error) => Errors.fromThrown(ctx, error)
+          })
+        )
+      )
+
+    return yield* Provider.make({
+      providerId,
+      providerType: "openai",
+      defaultModel: options.defaultModel ?? "gpt-4o",
+      defaultMaxTokens: options.maxTokens ?? 4096,
+      capabilities: Capabilities.forModel,
+      pricing: options.pricing,
+      complete,
+      stream
+    })
+  })
+
+/**
+ * The OpenAI provider as a layer of `LLM`.
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer = (options: Options): Layer.Layer<LLM.LLM> => Layer.scoped(LLM.LLM, make(options))
+
+/**
+ * The OpenAI provider with its options read from `Config` (by default the API key from
+ * `OPENAI_API_KEY`).
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<Options> = { apiKey: Config.redacted("OPENAI_API_KEY") }
+): Layer.Layer<LLM.LLM, ConfigError.ConfigError> =>
+  Layer.scoped(LLM.LLM, Effect.flatMap(Config.unwrap(config), make))
