@@ -20,6 +20,8 @@ export * as OpenAI from "./providers/OpenAI.js"
 /** @since 0.1.0 */
 export * as Pricing from "./Pricing.js"
 /** @since 0.1.0 */
+export * as Resilience from "./Resilience.js"
+/** @since 0.1.0 */
 export * as Response from "./Response.js"
 /** @since 0.1.0 */
 export * as Tool from "./Tool.js"

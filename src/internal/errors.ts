@@ -251,18 +251,21 @@ export const fromThrown = (ctx: ErrorContext, error: unknown): LLMError.LLMError
   }
   const name = errorName(error)
   const detail = scrub(causeChain(error), ctx.secrets)
-  if (/Timeout/i.test(name) || (error instanceof Error && error.name === "TimeoutError")) {
-    const after = ctx.timeout !== undefined ? ` after ${Duration.format(ctx.timeout)}` : ""
-    return new LLMError.TimeoutError({
-      provider: ctx.provider,
-      message: `${ctx.provider}: no answer${after}`,
-      ...(ctx.timeout !== undefined ? { timeout: ctx.timeout } : {})
-    })
-  }
+  if (/Timeout/i.test(name) || (error instanceof Error && error.name === "TimeoutError")) return timedOut(ctx)
   if (error instanceof SyntaxError) return malformed(ctx, `reply is not valid JSON: ${detail}`)
   return new LLMError.ConnectionError({
     provider: ctx.provider,
     message: `${ctx.provider}: connection failed: ${detail || "unknown error"}`
+  })
+}
+
+/** No answer within the configured timeout. */
+export const timedOut = (ctx: ErrorContext): LLMError.TimeoutError => {
+  const after = ctx.timeout !== undefined ? ` after ${Duration.format(ctx.timeout)}` : ""
+  return new LLMError.TimeoutError({
+    provider: ctx.provider,
+    message: `${ctx.provider}: no answer${after}`,
+    ...(ctx.timeout !== undefined ? { timeout: ctx.timeout } : {})
   })
 }
 

@@ -68,8 +68,14 @@ export const decode = (
         }
       }
     })
+    // Events decoded before a failure in the same read are emitted first; the failure follows on
+    // the next pull, so a consumer sees everything the provider sent before it broke.
+    let failed = false
     const flush = (): Effect.Effect<Chunk.Chunk<Response.StreamEvent>, Option.Option<LLMError.LLMError>> => {
-      if (pending !== undefined) return Effect.fail(Option.some(toLLMError(ctx, pending)))
+      if (pending !== undefined && (out.length === 0 || failed)) {
+        return Effect.fail(Option.some(toLLMError(ctx, pending)))
+      }
+      if (pending !== undefined) failed = true
       const batch = out
       out = []
       return Effect.succeed(Chunk.unsafeFromArray(batch))
@@ -112,7 +118,7 @@ export const decode = (
       }
     )
     return Stream.repeatEffectChunkOption(
-      Effect.suspend(() => (ended ? Effect.fail(Option.none()) : step))
+      Effect.suspend(() => (failed ? flush() : ended ? Effect.fail(Option.none()) : step))
     )
   }))
 }

@@ -13,7 +13,7 @@
  * const program = LLM.complete({ messages: [Message.user("Hello")] })
  *
  * program.pipe(
- *   Effect.provide(Anthropic.layer({ apiKey: Redacted.make("sk-ant-..."), defaultModel: "claude-sonnet-4-5" }))
+ *   Effect.provide(Anthropic.layer({ apiKey: Redacted.make("sk-ant-..."), defaultModel: "claude-sonnet-4-6" }))
  * )
  *
  * @since 0.1.0
@@ -47,7 +47,7 @@ import * as Usage from "../Usage.js"
  */
 export interface Options {
   readonly apiKey: Redacted.Redacted<string>
-  /** Default `"claude-sonnet-4-5"`. */
+  /** Default `"claude-sonnet-4-6"`. */
   readonly defaultModel?: string | undefined
   /** Default `max_tokens` when a request sets none. Default 4096. */
   readonly maxTokens?: number | undefined
@@ -409,6 +409,8 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
             client.messages.create({ ...toParams(request), stream: false }, requestOptions(signal)).withResponse(),
           catch: (error) => Errors.fromThrown(ctx, error)
         }).pipe(
+          // The SDK's timer stops at the reply's headers; a body that stalls after them is ours to end.
+          Effect.timeoutFail({ duration: timeout, onTimeout: () => Errors.timedOut(ctx) }),
           Effect.flatMap(({ data, response }) => {
             if (data === null || typeof data !== "object" || !Array.isArray((data as Sdk.Message).content)) {
               return Effect.fail(Errors.malformed(ctx, "the reply has no content array"))
@@ -420,7 +422,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
     return yield* Provider.make({
       providerId,
       providerType: "anthropic",
-      defaultModel: options.defaultModel ?? "claude-sonnet-4-5",
+      defaultModel: options.defaultModel ?? "claude-sonnet-4-6",
       defaultMaxTokens: options.maxTokens ?? 4096,
       capabilities: Capabilities.forModel,
       pricing: options.pricing,

@@ -108,6 +108,8 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
             .withResponse(),
         catch: (error) => Errors.fromThrown(ctx, error)
       }).pipe(
+        // The SDK's timer stops at the reply's headers; a body that stalls after them is ours to end.
+        Effect.timeoutFail({ duration: timeout, onTimeout: () => Errors.timedOut(ctx) }),
         Effect.flatMap(({ data, response }) =>
           Effect.try({
             try: () => Chat.fromCompletion(ctx, data, response.headers.get("x-request-id") ?? undefined),
