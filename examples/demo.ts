@@ -11,7 +11,7 @@
 import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
@@ -47,14 +47,26 @@ const tour = (fake: FakeProviderServer.Service | undefined) =>
     // 1. A streamed answer, printed as it arrives.
     if (fake) {
       yield* fake.enqueue(Reply.scripted({
-        text: ["Effect ", "makes ", "failures ", "values: ", "typed, ", "composable ", "and ", "easy ", "to ", "retry."],
+        text: [
+          "Effect ",
+          "makes ",
+          "failures ",
+          "values: ",
+          "typed, ",
+          "composable ",
+          "and ",
+          "easy ",
+          "to ",
+          "retry."
+        ],
         usage: { inputTokens: 24, outputTokens: 10 }
       }, { delayBetweenEventsMillis: 40 }))
     }
     yield* write("  stream> ")
-    yield* LLM.stream({ messages: [Message.user("In one sentence: why use Effect for LLM calls?")], maxTokens: 100 }).pipe(
-      Stream.runForEach((event) => event._tag === "TextDelta" ? write(event.text) : Effect.void)
-    )
+    yield* LLM.stream({ messages: [Message.user("In one sentence: why use Effect for LLM calls?")], maxTokens: 100 })
+      .pipe(
+        Stream.runForEach((event) => event._tag === "TextDelta" ? write(event.text) : Effect.void)
+      )
     yield* write("\n")
 
     // 2. A tool call: the model asks, we run the tool, send the result back, it answers.
@@ -62,10 +74,17 @@ const tour = (fake: FakeProviderServer.Service | undefined) =>
       yield* fake.enqueue(
         Reply.scripted({
           text: "Let me check.",
-          toolCalls: [{ id: protocol === "anthropic" ? "toolu_01" : "call_01", name: "get_weather", arguments: "{\"city\":\"Paris\"}" }],
+          toolCalls: [{
+            id: protocol === "anthropic" ? "toolu_01" : "call_01",
+            name: "get_weather",
+            arguments: "{\"city\":\"Paris\"}"
+          }],
           usage: { inputTokens: 310, outputTokens: 42, cacheReadTokens: 200 }
         }),
-        Reply.scripted({ text: "It is 18°C and clear in Paris.", usage: { inputTokens: 380, outputTokens: 14, cacheReadTokens: 200 } })
+        Reply.scripted({
+          text: "It is 18°C and clear in Paris.",
+          usage: { inputTokens: 380, outputTokens: 14, cacheReadTokens: 200 }
+        })
       )
     }
     const question = Message.user("What is the weather in Paris right now?")
@@ -85,8 +104,14 @@ const tour = (fake: FakeProviderServer.Service | undefined) =>
     if (fake) {
       yield* fake.enqueue(
         protocol === "anthropic"
-          ? Reply.anthropicError(429, "rate_limit_error", "Number of requests has exceeded your rate limit", { "retry-after": "1" })
-          : Reply.openaiError(429, { message: "Rate limit reached for requests", type: "requests", code: "rate_limit_exceeded" }, {
+          ? Reply.anthropicError(429, "rate_limit_error", "Number of requests has exceeded your rate limit", {
+            "retry-after": "1"
+          })
+          : Reply.openaiError(429, {
+            message: "Rate limit reached for requests",
+            type: "requests",
+            code: "rate_limit_exceeded"
+          }, {
             "retry-after": "1"
           }),
         Reply.scripted({ text: "Answered after waiting as asked.", usage: { inputTokens: 12, outputTokens: 7 } })
@@ -131,7 +156,8 @@ const table = (rows: ReadonlyArray<readonly [string, Usage.TokenUsage]>) => {
     usd(total.costUsd)
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)))
-  const render = (cells: ReadonlyArray<string>) => "  " + cells.map((c, i) => i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join("  ")
+  const render = (cells: ReadonlyArray<string>) =>
+    "  " + cells.map((c, i) => i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join("  ")
   return [render(header), "  " + widths.map((w) => "-".repeat(w)).join("  "), ...lines.map(render)].join("\n")
 }
 

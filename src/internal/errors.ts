@@ -18,7 +18,10 @@ export interface ErrorContext {
 }
 
 /** Headers as a fetch `Headers`, a plain record, or missing. */
-export type HeadersLike = { readonly get: (name: string) => string | null } | Readonly<Record<string, unknown>> | undefined
+export type HeadersLike =
+  | { readonly get: (name: string) => string | null }
+  | Readonly<Record<string, unknown>>
+  | undefined
 
 export const header = (headers: HeadersLike, name: string): string | undefined => {
   if (headers === undefined || headers === null) return undefined

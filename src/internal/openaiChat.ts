@@ -70,7 +70,10 @@ const assistantMessage = (message: Message.LLMMessage): Record<string, unknown> 
       toolCalls.push({
         id: part.id,
         type: "function",
-        function: { name: part.name, arguments: typeof part.input === "string" ? part.input : JSON.stringify(part.input ?? {}) }
+        function: {
+          name: part.name,
+          arguments: typeof part.input === "string" ? part.input : JSON.stringify(part.input ?? {})
+        }
       })
     }
     // Reasoning is not sent back: OpenAI-style servers neither need nor accept it.

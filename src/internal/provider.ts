@@ -58,7 +58,10 @@ export interface Driver {
   readonly validate?: (request: ResolvedRequest) => LLMError.LLMError | undefined
   readonly complete: (request: ResolvedRequest) => Effect.Effect<Completed, LLMError.LLMError>
   /** Must end with one `Finish` event (its `costUsd` may be left undefined) or fail. */
-  readonly stream: (request: ResolvedRequest, report: ReportUsage) => Stream.Stream<Response.StreamEvent, LLMError.LLMError>
+  readonly stream: (
+    request: ResolvedRequest,
+    report: ReportUsage
+  ) => Stream.Stream<Response.StreamEvent, LLMError.LLMError>
 }
 
 /** Builds a raw `Finish` event; the shared path prices it. */

@@ -37,7 +37,7 @@ import * as LLMError from "../LLMError.js"
 import type * as Message from "../Message.js"
 import type * as Pricing from "../Pricing.js"
 import type * as Response from "../Response.js"
-import * as Usage from "../Usage.js"
+import type * as Usage from "../Usage.js"
 
 /**
  * Options of the Anthropic provider.
@@ -117,7 +117,11 @@ const toWirePart = (part: Message.Part): Sdk.ContentBlockParam | undefined => {
       return part.source._tag === "Base64"
         ? {
           type: "image",
-          source: { type: "base64", media_type: part.source.mediaType as Sdk.Base64ImageSource["media_type"], data: part.source.data }
+          source: {
+            type: "base64",
+            media_type: part.source.mediaType as Sdk.Base64ImageSource["media_type"],
+            data: part.source.data
+          }
         }
         : { type: "image", source: { type: "url", url: part.source.url } }
     case "ToolCall":
@@ -267,7 +271,9 @@ export const makeHandler = (
           const block = json.content_block
           switch (block?.type) {
             case "text":
-              if (typeof block.text === "string" && block.text.length > 0) out.push({ _tag: "TextDelta", text: block.text })
+              if (typeof block.text === "string" && block.text.length > 0) {
+                out.push({ _tag: "TextDelta", text: block.text })
+              }
               return
             case "thinking":
               if (typeof block.thinking === "string" && block.thinking.length > 0) {
@@ -431,7 +437,8 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
           ? undefined
           : new LLMError.InvalidRequestError({
             provider: providerId,
-            message: `${providerId}: "${request.model}" is not a Claude model; the Anthropic provider serves claude-* models`
+            message:
+              `${providerId}: "${request.model}" is not a Claude model; the Anthropic provider serves claude-* models`
           }),
       complete,
       stream: openStream
@@ -455,5 +462,4 @@ export const layer = (options: Options): Layer.Layer<LLM.LLM> => Layer.scoped(LL
  */
 export const layerConfig = (
   config: Config.Config.Wrap<Options> = { apiKey: Config.redacted("ANTHROPIC_API_KEY") }
-): Layer.Layer<LLM.LLM, ConfigError.ConfigError> =>
-  Layer.scoped(LLM.LLM, Effect.flatMap(Config.unwrap(config), make))
+): Layer.Layer<LLM.LLM, ConfigError.ConfigError> => Layer.scoped(LLM.LLM, Effect.flatMap(Config.unwrap(config), make))

@@ -90,8 +90,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         )
         const body = Chat.toStreamBody(request, Chat.openaiDialect)
         const response = yield* Effect.tryPromise({
-          try: () =>
-            client.chat.completions.create(body as any, requestOptions(controller.signal)).asResponse(),
+          try: () => client.chat.completions.create(body as any, requestOptions(controller.signal)).asResponse(),
           catch: (error) => Errors.fromThrown(ctx, error)
         })
         const requestId = response.headers.get("x-request-id") ?? undefined
@@ -147,5 +146,4 @@ export const layer = (options: Options): Layer.Layer<LLM.LLM> => Layer.scoped(LL
  */
 export const layerConfig = (
   config: Config.Config.Wrap<Options> = { apiKey: Config.redacted("OPENAI_API_KEY") }
-): Layer.Layer<LLM.LLM, ConfigError.ConfigError> =>
-  Layer.scoped(LLM.LLM, Effect.flatMap(Config.unwrap(config), make))
+): Layer.Layer<LLM.LLM, ConfigError.ConfigError> => Layer.scoped(LLM.LLM, Effect.flatMap(Config.unwrap(config), make))

@@ -45,7 +45,9 @@ layer(FakeProviderServer.layer())("Anthropic specifics", (it) => {
       const error = yield* Effect.flip(llm.complete({ model: "gpt-4o", messages: [Message.user("Hi")] }))
       expect(error._tag).toBe("InvalidRequestError")
       expect(error.message).toContain("\"gpt-4o\" is not a Claude model")
-      const streamed = yield* Effect.flip(Stream.runDrain(llm.stream({ model: "gpt-4o", messages: [Message.user("Hi")] })))
+      const streamed = yield* Effect.flip(
+        Stream.runDrain(llm.stream({ model: "gpt-4o", messages: [Message.user("Hi")] }))
+      )
       expect(streamed._tag).toBe("InvalidRequestError")
       expect(yield* server.requests).toHaveLength(0)
       expect((yield* llm.usage).calls).toBe(0)
@@ -56,7 +58,10 @@ layer(FakeProviderServer.layer())("Anthropic specifics", (it) => {
       const { llm, server } = yield* setup()
       yield* server.enqueue(
         Reply.scripted({
-          thinking: { text: ["Consider ", "the user."], signature: "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds" },
+          thinking: {
+            text: ["Consider ", "the user."],
+            signature: "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
+          },
           toolCalls: [{ id: "toolu_1", name: "lookup", arguments: "{}" }]
         }),
         Reply.scripted({ text: "Done." })
@@ -84,7 +89,11 @@ layer(FakeProviderServer.layer())("Anthropic specifics", (it) => {
       })
       const body = (yield* server.requests)[1]!.body as any
       expect(body.messages[1].content).toEqual([
-        { type: "thinking", thinking: "Consider the user.", signature: "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds" },
+        {
+          type: "thinking",
+          thinking: "Consider the user.",
+          signature: "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
+        },
         { type: "tool_use", id: "toolu_1", name: "lookup", input: {} }
       ])
     }))
@@ -96,14 +105,29 @@ layer(FakeProviderServer.layer())("Anthropic specifics", (it) => {
       yield* server.enqueue(
         Reply.sse([
           message("message_start", {
-            message: { id: "msg_1", type: "message", role: "assistant", model: "claude-sonnet-4-6", content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } }
+            message: {
+              id: "msg_1",
+              type: "message",
+              role: "assistant",
+              model: "claude-sonnet-4-6",
+              content: [],
+              stop_reason: null,
+              stop_sequence: null,
+              usage: { input_tokens: 5, output_tokens: 1 }
+            }
           }),
-          message("content_block_start", { index: 0, content_block: { type: "redacted_thinking", data: "ENCRYPTED==" } }),
+          message("content_block_start", {
+            index: 0,
+            content_block: { type: "redacted_thinking", data: "ENCRYPTED==" }
+          }),
           message("content_block_stop", { index: 0 }),
           message("content_block_start", { index: 1, content_block: { type: "text", text: "" } }),
           message("content_block_delta", { index: 1, delta: { type: "text_delta", text: "Hi" } }),
           message("content_block_stop", { index: 1 }),
-          message("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 7 } }),
+          message("message_delta", {
+            delta: { stop_reason: "end_turn", stop_sequence: null },
+            usage: { output_tokens: 7 }
+          }),
           message("message_stop", {})
         ])
       )
@@ -134,7 +158,11 @@ layer(FakeProviderServer.layer())("Anthropic specifics", (it) => {
       const { llm, server } = yield* setup()
       yield* server.enqueue(Reply.scripted({ text: "a" }), Reply.scripted({ text: "b" }))
       yield* llm.complete({ messages: [Message.user("x")], toolChoice: "required", thinking: { effort: "low" } })
-      yield* llm.complete({ messages: [Message.user("x")], toolChoice: { name: "get_weather" }, metadata: { userId: "u-1" } })
+      yield* llm.complete({
+        messages: [Message.user("x")],
+        toolChoice: { name: "get_weather" },
+        metadata: { userId: "u-1" }
+      })
       const [a, b] = (yield* server.requests).map((r) => r.body as any)
       expect(a.tool_choice).toEqual({ type: "any" })
       expect(a.thinking).toEqual({ type: "enabled", budget_tokens: 2048 })

@@ -41,7 +41,9 @@ layer(FakeProviderServer.layer())("OpenAI specifics", (it) => {
   it.scoped("organization and project headers, reasoning effort and tool choice are sent", () =>
     Effect.gen(function*() {
       const { llm, server } = yield* setup({ organization: "org-1", project: "proj-1" })
-      yield* server.enqueue(Reply.scripted({ text: "a", usage: { inputTokens: 10, outputTokens: 50, reasoningTokens: 40 } }))
+      yield* server.enqueue(
+        Reply.scripted({ text: "a", usage: { inputTokens: 10, outputTokens: 50, reasoningTokens: 40 } })
+      )
       const reply = yield* llm.complete({
         model: "o3",
         messages: [Message.user("x")],
@@ -60,18 +62,33 @@ layer(FakeProviderServer.layer())("OpenAI specifics", (it) => {
   it.scoped("chunks with empty choices and a usage-only last chunk are folded; usage never double counted", () =>
     Effect.gen(function*() {
       const { llm, server } = yield* setup()
-      const chunk = (extra: object) => SseItem.event({ id: "c1", object: "chat.completion.chunk", created: 1, model: "gpt-4o", ...extra })
+      const chunk = (extra: object) =>
+        SseItem.event({ id: "c1", object: "chat.completion.chunk", created: 1, model: "gpt-4o", ...extra })
       yield* server.enqueue(Reply.sse([
         chunk({ choices: [], prompt_filter_results: [] }),
         chunk({ choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }], usage: null }),
         SseItem.comment("keep-alive"),
         chunk({ choices: [{ index: 0, delta: { content: "Hi" }, finish_reason: null }], usage: null }),
         chunk({ choices: [{ index: 0, delta: {}, finish_reason: "stop" }], usage: null }),
-        chunk({ choices: [], usage: { prompt_tokens: 100, completion_tokens: 3, total_tokens: 103, prompt_tokens_details: { cached_tokens: 60 } } }),
+        chunk({
+          choices: [],
+          usage: {
+            prompt_tokens: 100,
+            completion_tokens: 3,
+            total_tokens: 103,
+            prompt_tokens_details: { cached_tokens: 60 }
+          }
+        }),
         SseItem.event("[DONE]")
       ]))
       const reply = yield* Response.collect(llm.stream({ messages: [Message.user("x")] }))
       expect(reply.content).toBe("Hi")
-      expect(reply.usage).toEqual({ inputTokens: 100, outputTokens: 3, cacheReadTokens: 60, cacheWriteTokens: 0, reasoningTokens: 0 })
+      expect(reply.usage).toEqual({
+        inputTokens: 100,
+        outputTokens: 3,
+        cacheReadTokens: 60,
+        cacheWriteTokens: 0,
+        reasoningTokens: 0
+      })
     }))
 })

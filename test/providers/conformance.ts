@@ -4,7 +4,6 @@
  */
 import { describe, expect, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -17,14 +16,14 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { inspect } from "node:util"
-import * as LLM from "../../src/LLM.js"
+import type * as LLM from "../../src/LLM.js"
 import * as LLMError from "../../src/LLMError.js"
 import * as Message from "../../src/Message.js"
 import * as Pricing from "../../src/Pricing.js"
 import * as Response from "../../src/Response.js"
+import * as FakeProviderServer from "../../src/testing/FakeProviderServer.js"
 import * as Tool from "../../src/Tool.js"
 import * as Usage from "../../src/Usage.js"
-import * as FakeProviderServer from "../../src/testing/FakeProviderServer.js"
 
 const { Reply } = FakeProviderServer
 
@@ -73,11 +72,19 @@ const failure = <A>(effect: Effect.Effect<A, LLMError.LLMError>) =>
   // A hang fails the test (as a defect) instead of blocking it.
   Effect.flip(effect).pipe(Effect.timeout("5 seconds"), Effect.orDie)
 
+/** A real 1 ms pause, letting I/O progress while the test polls (TestClock freezes Effect's own sleeps). */
+const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 1)))
+
 const richReply: FakeProviderServer.ScriptedReply = {
   thinking: { text: ["Let me ", "think about ", "the weather."], signature: "sig-abc123" },
   text: ["I'll check ", "both ", "cities."],
   toolCalls: [
-    { id: "call_1", name: "get_weather", arguments: "{\"city\":\"Paris\"}", argumentChunks: ["{\"ci", "ty\":\"Pa", "ris\"}"] },
+    {
+      id: "call_1",
+      name: "get_weather",
+      arguments: "{\"city\":\"Paris\"}",
+      argumentChunks: ["{\"ci", "ty\":\"Pa", "ris\"}"]
+    },
     { id: "call_2", name: "get_weather", arguments: "{\"city\":\"Tokyo\"}" }
   ],
   usage: { inputTokens: 1200, outputTokens: 300, cacheReadTokens: 800, cacheWriteTokens: 100, reasoningTokens: 120 }
@@ -138,7 +145,9 @@ export const conformance = (target: Target) =>
       it.scoped("streamed text arrives as deltas in order and ends with one Finish", () =>
         Effect.gen(function*() {
           const { llm, server } = yield* setup()
-          yield* server.enqueue(Reply.scripted({ text: ["Hel", "lo", " wor", "ld"], usage: { inputTokens: 9, outputTokens: 4 } }))
+          yield* server.enqueue(
+            Reply.scripted({ text: ["Hel", "lo", " wor", "ld"], usage: { inputTokens: 9, outputTokens: 4 } })
+          )
           const events = Chunk.toReadonlyArray(yield* Stream.runCollect(llm.stream(ask("Hi", { model: target.model }))))
           expect(events.filter((e) => e._tag === "TextDelta").map((e) => (e as Response.TextDelta).text)).toEqual([
             "Hel",
@@ -192,7 +201,12 @@ export const conformance = (target: Target) =>
           const { llm, server } = yield* setup()
           const args = "{\"city\":\"San Francisco\",\"units\":\"celsius\",\"days\":[1,2,3]}"
           yield* server.enqueue(Reply.scripted({
-            toolCalls: [{ id: "call_x", name: "get_weather", arguments: args, argumentChunks: ["{\"ci", "ty\":\"San Fr", "ancisco\",\"un", "its\":\"celsius\",\"days\":[1,", "2,3]}"] }]
+            toolCalls: [{
+              id: "call_x",
+              name: "get_weather",
+              arguments: args,
+              argumentChunks: ["{\"ci", "ty\":\"San Fr", "ancisco\",\"un", "its\":\"celsius\",\"days\":[1,", "2,3]}"]
+            }]
           }))
           const events = Chunk.toReadonlyArray(
             yield* Stream.runCollect(llm.stream(ask("Weather?", { model: target.model, tools: [weatherTool] })))
@@ -236,13 +250,22 @@ export const conformance = (target: Target) =>
             })
             expect(body.messages[2]).toEqual({
               role: "user",
-              content: [{ type: "tool_result", tool_use_id: "call_1", content: "{\"temperature\":21}", is_error: false }]
+              content: [{
+                type: "tool_result",
+                tool_use_id: "call_1",
+                content: "{\"temperature\":21}",
+                is_error: false
+              }]
             })
           } else {
             expect(body.messages[1]).toEqual({
               role: "assistant",
               content: null,
-              tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: "{\"city\":\"Paris\"}" } }]
+              tool_calls: [{
+                id: "call_1",
+                type: "function",
+                function: { name: "get_weather", arguments: "{\"city\":\"Paris\"}" }
+              }]
             })
             expect(body.messages[2]).toEqual({ role: "tool", tool_call_id: "call_1", content: "{\"temperature\":21}" })
           }
@@ -264,7 +287,10 @@ export const conformance = (target: Target) =>
           })
           const content = ((yield* server.requests)[0]!.body as any).messages[0].content
           if (target.protocol === "anthropic") {
-            expect(content[1]).toEqual({ type: "image", source: { type: "base64", media_type: "image/png", data: "iVBORw0KGgo=" } })
+            expect(content[1]).toEqual({
+              type: "image",
+              source: { type: "base64", media_type: "image/png", data: "iVBORw0KGgo=" }
+            })
             expect(content[2]).toEqual({ type: "image", source: { type: "url", url: "https://example.com/cat.png" } })
           } else {
             expect(content[1]).toEqual({ type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } })
@@ -285,10 +311,16 @@ export const conformance = (target: Target) =>
         Effect.gen(function*() {
           const { llm, server } = yield* setup()
           const cases = target.protocol === "anthropic"
-            ? [["max_tokens", "length"], ["stop_sequence", "stop"], ["refusal", "content_filter"], ["pause_turn", "other"]]
+            ? [["max_tokens", "length"], ["stop_sequence", "stop"], ["refusal", "content_filter"], [
+              "pause_turn",
+              "other"
+            ]]
             : [["length", "length"], ["content_filter", "content_filter"], ["stop", "stop"]]
           for (const [raw, neutral] of cases) {
-            yield* server.enqueue(Reply.scripted({ text: "x", finishReason: raw! }), Reply.scripted({ text: "x", finishReason: raw! }))
+            yield* server.enqueue(
+              Reply.scripted({ text: "x", finishReason: raw! }),
+              Reply.scripted({ text: "x", finishReason: raw! })
+            )
             const completed = yield* llm.complete(ask("Hi", { model: target.model }))
             const streamed = yield* Response.collect(llm.stream(ask("Hi", { model: target.model })))
             expect([completed.finishReason, completed.rawFinishReason]).toEqual([neutral, raw])
@@ -307,10 +339,15 @@ export const conformance = (target: Target) =>
             ? "anthropic-ratelimit-requests-remaining"
             : "x-ratelimit-remaining-requests"
           yield* server.enqueue(
-            err(429, { anthropic: "rate_limit_error", openai: { type: "requests", code: "rate_limit_exceeded" } }, "Slow down", {
-              "retry-after": "3",
-              [limitHeader]: "0"
-            })
+            err(
+              429,
+              { anthropic: "rate_limit_error", openai: { type: "requests", code: "rate_limit_exceeded" } },
+              "Slow down",
+              {
+                "retry-after": "3",
+                [limitHeader]: "0"
+              }
+            )
           )
           const error = yield* failure(llm.complete(ask("Hi", { model: target.model })))
           expect(error._tag).toBe("RateLimitError")
@@ -343,21 +380,106 @@ export const conformance = (target: Target) =>
         Effect.gen(function*() {
           const { llm, server } = yield* setup()
           const cases: ReadonlyArray<readonly [FakeProviderServer.Reply, LLMError.Tag, boolean]> = [
-            [err(401, { anthropic: "authentication_error", openai: { type: "invalid_request_error", code: "invalid_api_key" } }, "bad key"), "AuthenticationError", false],
-            [err(403, { anthropic: "permission_error", openai: { type: "invalid_request_error" } }, "forbidden"), "AuthenticationError", false],
-            [err(402, { anthropic: "billing_error", openai: { type: "billing_error" } }, "pay up"), "QuotaExceededError", false],
-            [err(429, { anthropic: "billing_error", openai: { type: "insufficient_quota", code: "insufficient_quota" } }, "You exceeded your current quota"), "QuotaExceededError", false],
-            [err(400, { anthropic: "invalid_request_error", openai: { type: "invalid_request_error", code: "context_length_exceeded" } }, "prompt is too long: 250000 tokens > 200000 maximum"), "ContextLengthError", false],
-            [err(400, { anthropic: "invalid_request_error", openai: { type: "invalid_request_error", code: "content_policy_violation" } }, "Your request was rejected by our content policy"), "ContentPolicyError", false],
-            [err(400, { anthropic: "invalid_request_error", openai: { type: "invalid_request_error" } }, "messages: field required"), "InvalidRequestError", false],
-            [err(404, { anthropic: "not_found_error", openai: { type: "invalid_request_error", code: "model_not_found" } }, "model not found"), "InvalidRequestError", false],
-            [err(413, { anthropic: "request_too_large", openai: { type: "invalid_request_error" } }, "too large"), "InvalidRequestError", false],
-            [err(422, { anthropic: "invalid_request_error", openai: { type: "invalid_request_error" } }, "unprocessable"), "InvalidRequestError", false],
-            [err(500, { anthropic: "api_error", openai: { type: "server_error" } }, "internal"), "ProviderUnavailableError", true],
-            [err(502, { anthropic: "api_error", openai: { type: "server_error" } }, "bad gateway"), "ProviderUnavailableError", true],
-            [err(503, { anthropic: "api_error", openai: { type: "server_error" } }, "unavailable"), "ProviderUnavailableError", true],
-            [err(504, { anthropic: "timeout_error", openai: { type: "server_error" } }, "gateway timeout"), "ProviderUnavailableError", true],
-            [err(529, { anthropic: "overloaded_error", openai: { type: "server_error" } }, "Overloaded", { "x-should-retry": "true" }), "ProviderUnavailableError", true]
+            [
+              err(401, {
+                anthropic: "authentication_error",
+                openai: { type: "invalid_request_error", code: "invalid_api_key" }
+              }, "bad key"),
+              "AuthenticationError",
+              false
+            ],
+            [
+              err(403, { anthropic: "permission_error", openai: { type: "invalid_request_error" } }, "forbidden"),
+              "AuthenticationError",
+              false
+            ],
+            [
+              err(402, { anthropic: "billing_error", openai: { type: "billing_error" } }, "pay up"),
+              "QuotaExceededError",
+              false
+            ],
+            [
+              err(429, {
+                anthropic: "billing_error",
+                openai: { type: "insufficient_quota", code: "insufficient_quota" }
+              }, "You exceeded your current quota"),
+              "QuotaExceededError",
+              false
+            ],
+            [
+              err(400, {
+                anthropic: "invalid_request_error",
+                openai: { type: "invalid_request_error", code: "context_length_exceeded" }
+              }, "prompt is too long: 250000 tokens > 200000 maximum"),
+              "ContextLengthError",
+              false
+            ],
+            [
+              err(400, {
+                anthropic: "invalid_request_error",
+                openai: { type: "invalid_request_error", code: "content_policy_violation" }
+              }, "Your request was rejected by our content policy"),
+              "ContentPolicyError",
+              false
+            ],
+            [
+              err(
+                400,
+                { anthropic: "invalid_request_error", openai: { type: "invalid_request_error" } },
+                "messages: field required"
+              ),
+              "InvalidRequestError",
+              false
+            ],
+            [
+              err(404, {
+                anthropic: "not_found_error",
+                openai: { type: "invalid_request_error", code: "model_not_found" }
+              }, "model not found"),
+              "InvalidRequestError",
+              false
+            ],
+            [
+              err(413, { anthropic: "request_too_large", openai: { type: "invalid_request_error" } }, "too large"),
+              "InvalidRequestError",
+              false
+            ],
+            [
+              err(
+                422,
+                { anthropic: "invalid_request_error", openai: { type: "invalid_request_error" } },
+                "unprocessable"
+              ),
+              "InvalidRequestError",
+              false
+            ],
+            [
+              err(500, { anthropic: "api_error", openai: { type: "server_error" } }, "internal"),
+              "ProviderUnavailableError",
+              true
+            ],
+            [
+              err(502, { anthropic: "api_error", openai: { type: "server_error" } }, "bad gateway"),
+              "ProviderUnavailableError",
+              true
+            ],
+            [
+              err(503, { anthropic: "api_error", openai: { type: "server_error" } }, "unavailable"),
+              "ProviderUnavailableError",
+              true
+            ],
+            [
+              err(504, { anthropic: "timeout_error", openai: { type: "server_error" } }, "gateway timeout"),
+              "ProviderUnavailableError",
+              true
+            ],
+            [
+              err(529, { anthropic: "overloaded_error", openai: { type: "server_error" } }, "Overloaded", {
+                "x-should-retry": "true"
+              }),
+              "ProviderUnavailableError",
+              true
+            ]
           ]
           for (const [reply, tag, retryable] of cases) {
             yield* server.enqueue(reply, reply)
@@ -375,7 +497,13 @@ export const conformance = (target: Target) =>
         Effect.gen(function*() {
           const { llm, server } = yield* setup()
           yield* server.enqueue(
-            Reply.scripted({ text: ["one ", "two ", "three ", "four"] }, { errorAfterEvents: { count: 4, type: target.protocol === "anthropic" ? "overloaded_error" : "server_error", message: "Overloaded" } })
+            Reply.scripted({ text: ["one ", "two ", "three ", "four"] }, {
+              errorAfterEvents: {
+                count: 4,
+                type: target.protocol === "anthropic" ? "overloaded_error" : "server_error",
+                message: "Overloaded"
+              }
+            })
           )
           const seen: Array<string> = []
           const error = yield* failure(
@@ -398,7 +526,11 @@ export const conformance = (target: Target) =>
           )
           expect(Exit.isFailure(exit)).toBe(true)
           if (Exit.isFailure(exit)) {
-            const error = Option.getOrThrow(Exit.causeOption(exit).pipe(Option.flatMap((c) => Option.fromNullable(c._tag === "Fail" ? c.error : undefined))))
+            const error = Option.getOrThrow(
+              Exit.causeOption(exit).pipe(
+                Option.flatMap((c) => Option.fromNullable(c._tag === "Fail" ? c.error : undefined))
+              )
+            )
             expect((error as LLMError.LLMError)._tag).toBe("ConnectionError")
           }
         }))
@@ -446,18 +578,20 @@ export const conformance = (target: Target) =>
           expect(yield* llm.usage).toMatchObject({ calls: 3, failures: 2 })
         }))
 
-      it.scoped("a stream that stalls after its first event fails with TimeoutError (TestClock)", () =>
+      it.scoped("a stream whose body stalls after the headers fails with TimeoutError (TestClock)", () =>
         Effect.gen(function*() {
           const { llm, server } = yield* setup({ timeout: "30 seconds" })
-          yield* server.enqueue(Reply.scripted({ text: ["a", "b", "c"] }, { delayBetweenEventsMillis: 60_000 }))
-          const first = yield* Deferred.make<void>()
+          // Headers, then silence: the SDK's own timer has stopped; the idle timer is ours.
+          yield* server.enqueue(Reply.sse([FakeProviderServer.SseItem.delay(60_000)]))
           const fiber = yield* llm.stream(ask("Hi", { model: target.model })).pipe(
-            Stream.tap(() => Deferred.succeed(first, undefined)),
             Stream.runDrain,
             Effect.flip,
             Effect.fork
           )
-          yield* Deferred.await(first)
+          // Wait until the body read is pending with its idle timer set.
+          yield* Effect.repeat(Effect.zipLeft(TestClock.sleeps(), realPause), {
+            until: (sleeps) => Chunk.size(sleeps) > 0
+          })
           yield* TestClock.adjust("29 seconds")
           expect(fiber.unsafePoll()).toBeNull()
           yield* TestClock.adjust("2 seconds")
@@ -465,6 +599,7 @@ export const conformance = (target: Target) =>
           expect(error._tag).toBe("TimeoutError")
           expect(error.message).toContain("silent for 30s")
           yield* server.awaitAborted(1).pipe(Effect.timeout("3 seconds"), Effect.orDie)
+          expect(yield* llm.usage).toMatchObject({ calls: 1, failures: 1 })
         }))
     })
 
@@ -496,7 +631,10 @@ export const conformance = (target: Target) =>
         Effect.gen(function*() {
           const { llm, server } = yield* setup()
           yield* server.setHandler((_request, index) =>
-            Reply.scripted({ text: `reply ${index}`, usage: { inputTokens: 10 + index, outputTokens: 1 + (index % 7) } })
+            Reply.scripted({
+              text: `reply ${index}`,
+              usage: { inputTokens: 10 + index, outputTokens: 1 + (index % 7) }
+            })
           )
           const replies = yield* Effect.forEach(
             Array.from({ length: 200 }, (_, i) => i),
@@ -531,7 +669,9 @@ export const conformance = (target: Target) =>
           const { llm, server } = yield* setup()
           yield* server.enqueue(
             providerError(target.protocol)(500, { anthropic: "api_error", openai: { type: "server_error" } }, "boom"),
-            Reply.scripted({ text: ["a", "b", "c", "d"], usage: { inputTokens: 50, outputTokens: 4 } }, { dropAfterEvents: 5 })
+            Reply.scripted({ text: ["a", "b", "c", "d"], usage: { inputTokens: 50, outputTokens: 4 } }, {
+              dropAfterEvents: 5
+            })
           )
           yield* Effect.exit(llm.complete(ask("Hi", { model: target.model })))
           yield* Effect.exit(Stream.runDrain(llm.stream(ask("Hi", { model: target.model }))))
@@ -572,7 +712,7 @@ export const conformance = (target: Target) =>
           const { llm, server } = yield* setup()
           yield* server.enqueue(Reply.hang)
           const fiber = yield* Effect.fork(llm.complete(ask("Hi", { model: target.model })))
-          yield* Effect.repeat(server.requests, { until: (r) => r.length === 1 })
+          yield* Effect.repeat(Effect.zipLeft(server.requests, realPause), { until: (r) => r.length === 1 })
           yield* Fiber.interrupt(fiber)
           yield* server.awaitAborted(1).pipe(Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => "no abort" }))
         }))
@@ -587,8 +727,14 @@ export const conformance = (target: Target) =>
           const { llm, server } = yield* setup({ apiKey: Redacted.make(key) })
           // A provider that echoes the key back in its error.
           yield* server.enqueue(
-            providerError(target.protocol)(401, { anthropic: "authentication_error", openai: { type: "invalid_request_error", code: "invalid_api_key" } }, `Incorrect API key provided: ${key}`),
-            providerError(target.protocol)(401, { anthropic: "authentication_error", openai: { type: "invalid_request_error", code: "invalid_api_key" } }, `Incorrect API key provided: ${key}`)
+            providerError(target.protocol)(401, {
+              anthropic: "authentication_error",
+              openai: { type: "invalid_request_error", code: "invalid_api_key" }
+            }, `Incorrect API key provided: ${key}`),
+            providerError(target.protocol)(401, {
+              anthropic: "authentication_error",
+              openai: { type: "invalid_request_error", code: "invalid_api_key" }
+            }, `Incorrect API key provided: ${key}`)
           )
           const viaComplete = yield* Effect.flip(llm.complete(ask("Hi", { model: target.model })))
           const viaStream = yield* Effect.flip(Stream.runDrain(llm.stream(ask("Hi", { model: target.model }))))
@@ -599,7 +745,15 @@ export const conformance = (target: Target) =>
           expect(JSON.stringify(request.headers)).toContain(key) // it was really sent
           for (const error of [viaComplete, viaStream]) {
             expect(error._tag).toBe("AuthenticationError")
-            for (const rendering of [error.message, String(error), JSON.stringify(error), inspect(error, { depth: 10 }), ...logs]) {
+            for (
+              const rendering of [
+                error.message,
+                String(error),
+                JSON.stringify(error),
+                inspect(error, { depth: 10 }),
+                ...logs
+              ]
+            ) {
               expect(rendering).not.toContain(key)
             }
           }
