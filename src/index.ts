@@ -10,6 +10,8 @@ export * as Anthropic from "./providers/Anthropic.js"
 /** @since 0.1.0 */
 export * as Capabilities from "./Capabilities.js"
 /** @since 0.1.0 */
+export * as LiteLLM from "./providers/LiteLLM.js"
+/** @since 0.1.0 */
 export * as LLM from "./LLM.js"
 /** @since 0.1.0 */
 export * as LLMError from "./LLMError.js"

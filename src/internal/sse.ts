@@ -9,6 +9,7 @@ import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { createParser } from "eventsource-parser"
 import * as LLMError from "../LLMError.js"
@@ -37,21 +38,19 @@ const toLLMError = (ctx: Errors.ErrorContext, error: unknown): LLMError.LLMError
   LLMError.isLLMError(error) ? error : Errors.fromThrown(ctx, error)
 
 /**
- * Decodes an SSE response body into a stream of `StreamEvent`s. Reading is cancelled (and the
- * socket released) when the stream is interrupted or fails.
+ * One read of the body: the bytes of one network read, or `undefined` when the body has ended.
+ * Fails with `Option.some(error)`.
  */
-export const decode = (
-  body: ReadableStream<Uint8Array> | null,
+type Read = Effect.Effect<Uint8Array | ReadonlyArray<Uint8Array> | undefined, Option.Option<LLMError.LLMError>>
+
+const decodeWith = (
+  acquireRead: Effect.Effect<Read, never, Scope.Scope>,
   handler: EventHandler,
   options: DecodeOptions
 ): Stream.Stream<Response.StreamEvent, LLMError.LLMError> => {
   const { ctx } = options
-  if (body === null) return Stream.fail(Errors.malformed(ctx, "the streamed reply has no body"))
   return Stream.unwrapScoped(Effect.gen(function*() {
-    const reader = yield* Effect.acquireRelease(
-      Effect.sync(() => body.getReader()),
-      (reader) => Effect.promise(() => reader.cancel().catch(() => undefined))
-    )
+    const readOnce = yield* acquireRead
     const decoder = new TextDecoder()
     let out: Array<Response.StreamEvent> = []
     let pending: unknown = undefined
@@ -80,28 +79,24 @@ export const decode = (
       out = []
       return Effect.succeed(Chunk.unsafeFromArray(batch))
     }
-    const readOnce = Effect.tryPromise({
-      try: () => reader.read(),
-      catch: (error) => Option.some(toLLMError(ctx, error))
-    })
-    const read = options.idleTimeout === undefined ? readOnce : readOnce.pipe(
+    const idle = options.idleTimeout
+    const read = idle === undefined ? readOnce : readOnce.pipe(
       Effect.timeoutFail({
-        duration: options.idleTimeout,
+        duration: idle,
         onTimeout: () =>
           Option.some(
             new LLMError.TimeoutError({
               provider: ctx.provider,
-              message: `${ctx.provider}: the stream went silent for ${Duration.format(options.idleTimeout!)}`,
-              timeout: options.idleTimeout!
+              message: `${ctx.provider}: the stream went silent for ${Duration.format(idle)}`,
+              timeout: idle
             })
           )
       })
     )
     const step: Effect.Effect<Chunk.Chunk<Response.StreamEvent>, Option.Option<LLMError.LLMError>> = Effect.flatMap(
       read,
-      (result) => {
-        if (result.done) {
-          if (ended) return Effect.fail(Option.none())
+      (bytes) => {
+        if (bytes === undefined) {
           ended = true
           try {
             const rest = decoder.decode()
@@ -113,7 +108,11 @@ export const decode = (
           }
           return flush()
         }
-        parser.feed(decoder.decode(result.value, { stream: true }))
+        if (bytes instanceof Uint8Array) {
+          parser.feed(decoder.decode(bytes, { stream: true }))
+        } else {
+          for (const part of bytes) parser.feed(decoder.decode(part, { stream: true }))
+        }
         return flush()
       }
     )
@@ -121,4 +120,51 @@ export const decode = (
       Effect.suspend(() => (failed ? flush() : ended ? Effect.fail(Option.none()) : step))
     )
   }))
+}
+
+/**
+ * Decodes a `fetch` response body (what the SDKs hand back) into `StreamEvent`s. Reading is
+ * cancelled (and the socket released) when the stream is interrupted or fails.
+ */
+export const decode = (
+  body: ReadableStream<Uint8Array> | null,
+  handler: EventHandler,
+  options: DecodeOptions
+): Stream.Stream<Response.StreamEvent, LLMError.LLMError> => {
+  const { ctx } = options
+  if (body === null) return Stream.fail(Errors.malformed(ctx, "the streamed reply has no body"))
+  const acquire = Effect.map(
+    Effect.acquireRelease(
+      Effect.sync(() => body.getReader()),
+      (reader) => Effect.promise(() => reader.cancel().catch(() => undefined))
+    ),
+    (reader): Read =>
+      Effect.tryPromise({
+        try: () => reader.read(),
+        catch: (error) => Option.some(toLLMError(ctx, error))
+      }).pipe(Effect.map((result) => (result.done ? undefined : result.value)))
+  )
+  return decodeWith(acquire, handler, options)
+}
+
+/**
+ * Decodes a body given as an Effect `Stream` of bytes (an `HttpClientResponse.stream`) into
+ * `StreamEvent`s. `onError` maps the byte stream's failures.
+ */
+export const decodeStream = <E>(
+  bytes: Stream.Stream<Uint8Array, E>,
+  onError: (error: E) => LLMError.LLMError,
+  handler: EventHandler,
+  options: DecodeOptions
+): Stream.Stream<Response.StreamEvent, LLMError.LLMError> => {
+  const acquire = Effect.map(
+    Stream.toPull(bytes),
+    (pull): Read =>
+      Effect.matchEffect(pull, {
+        onFailure: (error) =>
+          Option.isNone(error) ? Effect.succeed(undefined) : Effect.fail(Option.some(onError(error.value))),
+        onSuccess: (chunk) => Effect.succeed(Chunk.toReadonlyArray(chunk))
+      })
+  )
+  return decodeWith(acquire, handler, options)
 }
