@@ -143,13 +143,19 @@ export const finishReason = (raw: string | null | undefined): Response.FinishRea
 
 /** Normalises a Chat Completions `usage` (its `prompt_tokens` already includes cached tokens). */
 export const tokensOf = (u: any): Usage.Tokens => {
-  const cacheRead = u?.prompt_tokens_details?.cached_tokens ?? u?.prompt_cache_hit_tokens ?? 0
+  const cacheRead: number = u?.prompt_tokens_details?.cached_tokens ?? u?.prompt_cache_hit_tokens ?? 0
+  const prompt: number = u?.prompt_tokens ?? 0
+  const completion: number = u?.completion_tokens ?? 0
+  const reasoning: number = u?.completion_tokens_details?.reasoning_tokens ?? 0
+  // xAI counts reasoning apart from completion_tokens (total = prompt + completion + reasoning);
+  // OpenAI counts it inside. Output always includes reasoning here.
+  const reasoningApart = reasoning > 0 && u?.total_tokens === prompt + completion + reasoning
   return {
-    inputTokens: u?.prompt_tokens ?? 0,
-    outputTokens: u?.completion_tokens ?? 0,
+    inputTokens: prompt,
+    outputTokens: reasoningApart ? completion + reasoning : completion,
     cacheReadTokens: cacheRead,
     cacheWriteTokens: 0,
-    reasoningTokens: u?.completion_tokens_details?.reasoning_tokens ?? 0
+    reasoningTokens: reasoning
   }
 }
 

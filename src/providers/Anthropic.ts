@@ -89,20 +89,27 @@ const finishReason = (stop: string | null | undefined): Response.FinishReason =>
   }
 }
 
-interface WireUsage {
+interface WireCounts {
   readonly input_tokens?: number | null
   readonly output_tokens?: number | null
   readonly cache_read_input_tokens?: number | null
   readonly cache_creation_input_tokens?: number | null
 }
 
+interface WireUsage extends WireCounts {
+  /** Server-side steps of the call; a `compaction` step is billed but left out of the top-level counts. */
+  readonly iterations?: ReadonlyArray<WireCounts & { readonly type?: string }> | null
+}
+
 const tokensOf = (u: WireUsage | null | undefined): Usage.Tokens => {
-  const cacheRead = u?.cache_read_input_tokens ?? 0
-  const cacheWrite = u?.cache_creation_input_tokens ?? 0
+  const extra = (u?.iterations ?? []).filter((step) => step.type === "compaction")
+  const sum = (key: keyof WireCounts) => (u?.[key] ?? 0) + extra.reduce((total, step) => total + (step[key] ?? 0), 0)
+  const cacheRead = sum("cache_read_input_tokens")
+  const cacheWrite = sum("cache_creation_input_tokens")
   return {
     // Anthropic's input_tokens excludes cache reads and writes.
-    inputTokens: (u?.input_tokens ?? 0) + cacheRead + cacheWrite,
-    outputTokens: u?.output_tokens ?? 0,
+    inputTokens: sum("input_tokens") + cacheRead + cacheWrite,
+    outputTokens: sum("output_tokens"),
     cacheReadTokens: cacheRead,
     cacheWriteTokens: cacheWrite,
     reasoningTokens: 0
@@ -248,7 +255,8 @@ export const makeHandler = (
       input_tokens: u.input_tokens ?? wire.input_tokens ?? null,
       output_tokens: u.output_tokens ?? wire.output_tokens ?? null,
       cache_read_input_tokens: u.cache_read_input_tokens ?? wire.cache_read_input_tokens ?? null,
-      cache_creation_input_tokens: u.cache_creation_input_tokens ?? wire.cache_creation_input_tokens ?? null
+      cache_creation_input_tokens: u.cache_creation_input_tokens ?? wire.cache_creation_input_tokens ?? null,
+      iterations: u.iterations ?? wire.iterations ?? null
     }
     report(tokensOf(wire))
   }
@@ -282,6 +290,10 @@ export const makeHandler = (
               return
             case "redacted_thinking":
               out.push({ _tag: "RedactedThinking", data: block.data })
+              return
+            case "fallback":
+              // The requested model could not answer; this one did.
+              if (typeof block.to?.model === "string") model = block.to.model
               return
             case "tool_use":
               tools.set(json.index, { id: block.id, name: block.name, json: "" })
