@@ -1,8 +1,14 @@
 /**
- * Turns an `LLM` into a sturdier `LLM`, and gives the pieces to Effect users: a retry `Schedule`
- * over `LLMError`s that honours the provider's `retry-after`, and `retry`, which applies it to an
- * `Effect` or a `Stream` (a stream only while it has emitted nothing, so no consumer ever sees an
- * event twice).
+ * Turns an `LLM` into a sturdier `LLM`, and gives the pieces to Effect users:
+ *
+ * - `retryPolicy` / `retry` / `retryLLM`: a retry `Schedule` over `LLMError`s that honours the
+ *   provider's `retry-after`, applied to an `Effect`, a `Stream` (only while it has emitted nothing,
+ *   so no consumer ever sees an event twice) or every call of an `LLM`;
+ * - `withTimeout`: total, time-to-first-event and idle timeouts, failing with `TimeoutError`;
+ * - `withCircuitBreaker`: stops calling a failing provider for a while (`CircuitOpenError`);
+ * - `withFallback` / `fallbackChain`: an ordered chain of providers, built on `ExecutionPlan`;
+ * - `wrap` / `layer`: a chosen set of the above, in one documented order:
+ *   `fallback(retry(circuitBreaker(timeout(llm))))`.
  *
  * @example
  * import { Effect, Layer } from "effect"
@@ -12,18 +18,25 @@
  * // at least the provider's retry-after, never on an error that is not retryable
  * const reply = LLM.complete({ messages: [Message.user("Hello")] }).pipe(Resilience.retry())
  *
- * // Every call of the LLM in context, retried
- * const live = Resilience.layerRetry({ maxRetries: 5, maxDelay: "10 seconds" }).pipe(
- *   Layer.provide(Anthropic.layerConfig())
- * )
+ * // Every call of the LLM in context: 30 s per attempt, a circuit breaker, 5 retries
+ * const live = Resilience.layer({
+ *   timeout: { total: "30 seconds", firstEvent: "10 seconds", idle: "5 seconds" },
+ *   circuitBreaker: { failureThreshold: 5, resetTimeout: "30 seconds" },
+ *   retry: { maxRetries: 5, maxDelay: "10 seconds" }
+ * }).pipe(Layer.provide(Anthropic.layerConfig()))
  *
  * const program = reply.pipe(Effect.provide(live))
  *
  * @since 0.1.0
  */
+import type * as Arr from "effect/Array"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as ExecutionPlan from "effect/ExecutionPlan"
+import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -33,6 +46,7 @@ import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
+import * as Usage from "./Usage.js"
 
 /**
  * Options of {@link retryPolicy}.
@@ -211,3 +225,587 @@ export const retryLLM: {
  */
 export const layerRetry = (options?: RetryOptions | RetryPolicy): Layer.Layer<LLM.LLM, never, LLM.LLM> =>
   Layer.effect(LLM.LLM, Effect.map(LLM.LLM, retryLLM(options)))
+
+// -----------------------------------------------------------------------------
+// Timeouts
+// -----------------------------------------------------------------------------
+
+/**
+ * The timeouts of {@link withTimeout}. Each is optional; a bare duration is `total`.
+ *
+ * - `total`: the whole call (`complete`), or the whole stream from its start to its last event.
+ * - `firstEvent`: a stream's wait for its first event (the time to first token, roughly).
+ * - `idle`: a stream's wait for each further event.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Timeouts {
+  readonly total?: Duration.DurationInput | undefined
+  readonly firstEvent?: Duration.DurationInput | undefined
+  readonly idle?: Duration.DurationInput | undefined
+}
+
+/**
+ * What {@link withTimeout} takes: a total timeout, or {@link Timeouts}.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type TimeoutOptions = Duration.DurationInput | Timeouts
+
+interface ResolvedTimeouts {
+  readonly total: Duration.Duration | undefined
+  readonly firstEvent: Duration.Duration | undefined
+  readonly idle: Duration.Duration | undefined
+}
+
+const isTimeouts = (u: TimeoutOptions): u is Timeouts =>
+  typeof u === "object" && u !== null && !Array.isArray(u) && !Duration.isDuration(u)
+
+const decodeOptional = (input: Duration.DurationInput | undefined): Duration.Duration | undefined =>
+  input === undefined ? undefined : Duration.decode(input)
+
+const resolveTimeouts = (options: TimeoutOptions): ResolvedTimeouts =>
+  isTimeouts(options)
+    ? {
+      total: decodeOptional(options.total),
+      firstEvent: decodeOptional(options.firstEvent),
+      idle: decodeOptional(options.idle)
+    }
+    : { total: Duration.decode(options), firstEvent: undefined, idle: undefined }
+
+type TimeoutKind = "total" | "firstEvent" | "idle"
+
+const timeoutError = (provider: string, kind: TimeoutKind, timeout: Duration.Duration): LLMError.TimeoutError =>
+  new LLMError.TimeoutError({
+    provider,
+    timeout,
+    message: kind === "total"
+      ? `${provider}: no complete answer within ${Duration.format(timeout)} (total timeout)`
+      : kind === "firstEvent"
+      ? `${provider}: no first event within ${Duration.format(timeout)} (first-event timeout)`
+      : `${provider}: the stream was silent for ${Duration.format(timeout)} (idle timeout)`
+  })
+
+const timeStream = <A>(
+  self: Stream.Stream<A, LLMError.LLMError>,
+  provider: string,
+  timeouts: ResolvedTimeouts
+): Stream.Stream<A, LLMError.LLMError> =>
+  Stream.unwrapScoped(Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
+    // Pulling from the stream by hand, each pull under the tightest timeout that applies to it.
+    // A timeout interrupts the pull and closes this scope, which closes the provider's stream:
+    // its HTTP request is aborted.
+    const pull = yield* Stream.toPull(self)
+    const emitted = yield* Ref.make(false)
+    const timedPull = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const seen = yield* Ref.get(emitted)
+      let limit: [TimeoutKind, Duration.Duration, Duration.Duration] | undefined = undefined
+      if (timeouts.total !== undefined) {
+        const left = Duration.millis(Math.max(0, Duration.toMillis(timeouts.total) - (now - start)))
+        limit = ["total", timeouts.total, left]
+      }
+      const phase: TimeoutKind = seen ? "idle" : "firstEvent"
+      const phaseTimeout = timeouts[phase]
+      if (phaseTimeout !== undefined && (limit === undefined || Duration.lessThan(phaseTimeout, limit[2]))) {
+        limit = [phase, phaseTimeout, phaseTimeout]
+      }
+      if (limit === undefined) return yield* pull
+      const [kind, timeout, wait] = limit
+      if (Duration.isZero(wait)) return yield* Effect.fail(Option.some(timeoutError(provider, kind, timeout)))
+      return yield* Effect.timeoutFail(pull, {
+        duration: wait,
+        onTimeout: () => Option.some(timeoutError(provider, kind, timeout))
+      })
+    }).pipe(Effect.tap((chunk) => Chunk.isEmpty(chunk) ? Effect.void : Ref.set(emitted, true)))
+    return Stream.repeatEffectChunkOption(timedPull)
+  }))
+
+/**
+ * An `LLM` whose calls fail with `LLMError.TimeoutError` (carrying the timeout that fired) when they
+ * take too long: `complete` gets the `total` timeout; `stream` gets `total` for the whole stream,
+ * `firstEvent` for its first event and `idle` between two events. A bare duration is `total`.
+ *
+ * A call that times out is interrupted, and an interrupted provider call aborts its HTTP request,
+ * so the provider stops generating (and billing); the usage it reported so far is still recorded.
+ * The idle timer runs while the consumer waits for the next event, not while it handles one.
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const withTimeout: {
+  (options: TimeoutOptions): (llm: LLM.Service) => LLM.Service
+  (llm: LLM.Service, options: TimeoutOptions): LLM.Service
+} = dual(2, (llm: LLM.Service, options: TimeoutOptions): LLM.Service => {
+  const timeouts = resolveTimeouts(options)
+  const total = timeouts.total
+  return {
+    ...llm,
+    complete: total === undefined
+      ? llm.complete
+      : (request) =>
+        Effect.timeoutFail(llm.complete(request), {
+          duration: total,
+          onTimeout: () => timeoutError(llm.providerId, "total", total)
+        }),
+    stream: (request) => timeStream(llm.stream(request), llm.providerId, timeouts)
+  }
+})
+
+// -----------------------------------------------------------------------------
+// Circuit breaker
+// -----------------------------------------------------------------------------
+
+/**
+ * The state of a circuit breaker: `Closed` lets calls through, `Open` refuses them, `HalfOpen`
+ * lets one trial call through.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type CircuitState = "Closed" | "Open" | "HalfOpen"
+
+/**
+ * A transition of a circuit breaker, as `onStateChange` receives it.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface CircuitStateChange {
+  readonly provider: string
+  readonly from: CircuitState
+  readonly to: CircuitState
+}
+
+/**
+ * Options of {@link withCircuitBreaker}.
+ *
+ * The breaker opens after `failureThreshold` consecutive failures; or, when `failureRate` is set,
+ * when at least `minimumCalls` calls ended within the last `window` and that share of them failed
+ * (with `failureRate` set, the consecutive rule applies only if `failureThreshold` is given too).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface CircuitBreakerOptions {
+  /** Consecutive failures that open the breaker. Default 5. */
+  readonly failureThreshold?: number | undefined
+  /** Open when this share (0 to 1) of the calls in `window` failed. Default: not used. */
+  readonly failureRate?: number | undefined
+  /** The rate rule needs at least this many calls in the window. Default 10. */
+  readonly minimumCalls?: number | undefined
+  /** The window of the rate rule, on Effect's `Clock`. Default 60 seconds. */
+  readonly window?: Duration.DurationInput | undefined
+  /** How long the breaker stays open before it lets a trial call through. Default 30 seconds. */
+  readonly resetTimeout?: Duration.DurationInput | undefined
+  /**
+   * Which errors count as failures of the provider. Default: the retryable ones
+   * (`LLMError.isRetryable`) other than `CircuitOpenError`; an authentication or invalid-request
+   * error says nothing about the provider's health and counts neither way.
+   */
+  readonly isFailure?: ((error: LLMError.LLMError) => boolean) | undefined
+  /** Run on every transition (after it happened). */
+  readonly onStateChange?: ((change: CircuitStateChange) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * A circuit breaker on its own, for guarding any `Effect` or `Stream` that fails with `LLMError`s.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface CircuitBreaker {
+  readonly state: Effect.Effect<CircuitState>
+  /** Runs the effect if the breaker allows it, and counts its outcome. */
+  readonly protect: <A, R>(effect: Effect.Effect<A, LLMError.LLMError, R>) => Effect.Effect<A, LLMError.LLMError, R>
+  /**
+   * Runs the stream if the breaker allows it; it counts as a success at its first event, as a
+   * failure if it fails before it.
+   */
+  readonly protectStream: <A, R>(
+    stream: Stream.Stream<A, LLMError.LLMError, R>
+  ) => Stream.Stream<A, LLMError.LLMError, R>
+}
+
+interface CallOutcome {
+  readonly at: number
+  readonly failed: boolean
+}
+
+type BreakerState =
+  | { readonly _tag: "Closed"; readonly consecutive: number; readonly outcomes: ReadonlyArray<CallOutcome> }
+  | { readonly _tag: "Open"; readonly until: number }
+  | { readonly _tag: "HalfOpen"; readonly trialInFlight: boolean }
+
+type Permit = { readonly trial: boolean }
+
+type Admission =
+  | { readonly _tag: "Admitted"; readonly permit: Permit; readonly change: CircuitStateChange | undefined }
+  | { readonly _tag: "Refused"; readonly retryAfter: number }
+
+/** `Released`: the call ended in a way that says nothing about the provider (interrupted, ignored error). */
+type Outcome = "Success" | "Failure" | "Released"
+
+const closed: BreakerState = { _tag: "Closed", consecutive: 0, outcomes: [] }
+
+const defaultIsFailure = (error: LLMError.LLMError): boolean =>
+  LLMError.isRetryable(error) && error._tag !== "CircuitOpenError"
+
+/**
+ * Makes a circuit breaker whose `CircuitOpenError`s name `provider`; its state lives in a `Ref`.
+ * See {@link withCircuitBreaker} for the rules.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const makeCircuitBreaker = (
+  options: CircuitBreakerOptions & { readonly provider: string }
+): Effect.Effect<CircuitBreaker> =>
+  Effect.gen(function*() {
+    const provider = options.provider
+    const resetMillis = Duration.toMillis(Duration.decode(options.resetTimeout ?? Duration.seconds(30)))
+    const failureRate = options.failureRate
+    const threshold = options.failureThreshold ?? (failureRate === undefined ? 5 : undefined)
+    const minimumCalls = options.minimumCalls ?? 10
+    const windowMillis = Duration.toMillis(Duration.decode(options.window ?? Duration.seconds(60)))
+    const isFailure = options.isFailure ?? defaultIsFailure
+    const onStateChange = options.onStateChange
+    const state = yield* Ref.make<BreakerState>(closed)
+
+    const notify = (change: CircuitStateChange | undefined): Effect.Effect<void> =>
+      change === undefined ? Effect.void : Effect.zipRight(
+        Effect.logDebug(`${provider}: circuit breaker ${change.from} -> ${change.to}`),
+        onStateChange === undefined ? Effect.void : onStateChange(change)
+      )
+
+    const trips = (consecutive: number, outcomes: ReadonlyArray<CallOutcome>): boolean => {
+      if (threshold !== undefined && consecutive >= threshold) return true
+      if (failureRate === undefined || outcomes.length < minimumCalls) return false
+      const failures = outcomes.reduce((n, outcome) => outcome.failed ? n + 1 : n, 0)
+      return failures / outcomes.length >= failureRate
+    }
+
+    const admit: Effect.Effect<Permit, LLMError.CircuitOpenError> = Effect.flatMap(
+      Clock.currentTimeMillis,
+      (now) =>
+        Ref.modify(state, (s): [Admission, BreakerState] => {
+          switch (s._tag) {
+            case "Closed":
+              return [{ _tag: "Admitted", permit: { trial: false }, change: undefined }, s]
+            case "Open":
+              return now >= s.until
+                ? [
+                  {
+                    _tag: "Admitted",
+                    permit: { trial: true },
+                    change: { provider, from: "Open", to: "HalfOpen" }
+                  },
+                  { _tag: "HalfOpen", trialInFlight: true }
+                ]
+                : [{ _tag: "Refused", retryAfter: s.until - now }, s]
+            case "HalfOpen":
+              // Exactly one trial at a time: the modify is atomic, so of two racing callers one wins.
+              return s.trialInFlight
+                ? [{ _tag: "Refused", retryAfter: 0 }, s]
+                : [{ _tag: "Admitted", permit: { trial: true }, change: undefined }, {
+                  _tag: "HalfOpen",
+                  trialInFlight: true
+                }]
+          }
+        }).pipe(Effect.flatMap((admission) =>
+          admission._tag === "Admitted"
+            ? Effect.as(notify(admission.change), admission.permit)
+            : Effect.fail(
+              new LLMError.CircuitOpenError({
+                provider,
+                retryAfter: Duration.millis(admission.retryAfter),
+                message: admission.retryAfter > 0
+                  ? `${provider}: circuit breaker open; the next trial call in ${
+                    Duration.format(Duration.millis(admission.retryAfter))
+                  }`
+                  : `${provider}: circuit breaker half-open and its one trial call is in flight`
+              })
+            )
+        ))
+    )
+
+    const settle = (permit: Permit, outcome: Outcome): Effect.Effect<void> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.modify(state, (s): [CircuitStateChange | undefined, BreakerState] => {
+          if (permit.trial) {
+            // Only the trial settles a half-open breaker; it holds the one slot until it ends.
+            if (s._tag !== "HalfOpen") {
+              return [undefined, s]
+            }
+            switch (outcome) {
+              case "Success":
+                return [{ provider, from: "HalfOpen", to: "Closed" }, closed]
+              case "Failure":
+                return [{ provider, from: "HalfOpen", to: "Open" }, { _tag: "Open", until: now + resetMillis }]
+              case "Released":
+                return [undefined, { _tag: "HalfOpen", trialInFlight: false }]
+            }
+          }
+          // A call admitted while closed that ends after the breaker opened changes nothing.
+          if (s._tag !== "Closed" || outcome === "Released") {
+            return [undefined, s]
+          }
+          const outcomes = failureRate === undefined
+            ? s.outcomes
+            : [
+              ...s.outcomes.filter((o) =>
+                o.at > now - windowMillis
+              ),
+              { at: now, failed: outcome === "Failure" }
+            ]
+          if (outcome === "Success") return [undefined, { _tag: "Closed", consecutive: 0, outcomes }]
+          const consecutive = s.consecutive + 1
+          return trips(consecutive, outcomes)
+            ? [{ provider, from: "Closed", to: "Open" }, { _tag: "Open", until: now + resetMillis }]
+            : [undefined, { _tag: "Closed", consecutive, outcomes }]
+        })).pipe(Effect.flatMap(notify))
+
+    const outcomeOfError = (error: LLMError.LLMError): Outcome => isFailure(error) ? "Failure" : "Released"
+
+    const outcomeOfExit = (exit: Exit.Exit<unknown, LLMError.LLMError>): Outcome => {
+      if (Exit.isSuccess(exit)) return "Success"
+      return Option.match(Cause.failureOption(exit.cause), { onNone: () => "Released", onSome: outcomeOfError })
+    }
+
+    return {
+      state: Effect.map(Ref.get(state), (s) => s._tag),
+      protect: (effect) =>
+        Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(admit, (permit) =>
+            restore(effect).pipe(Effect.onExit((exit) =>
+              settle(permit, outcomeOfExit(exit))
+            )))
+        ),
+      protectStream: (stream) =>
+        Stream.unwrapScoped(Effect.flatMap(Ref.make(false), (settled) => {
+          const once = (permit: Permit, outcome: Outcome) =>
+            Effect.flatMap(Ref.getAndSet(settled, true), (done) => done ? Effect.void : settle(permit, outcome))
+          return Effect.map(
+            // Released with the stream's scope if it ended (or was interrupted) before it settled.
+            Effect.acquireRelease(admit, (permit) => once(permit, "Released")),
+            (permit) =>
+              stream.pipe(
+                Stream.mapChunksEffect((chunk) =>
+                  Chunk.isEmpty(chunk) ? Effect.succeed(chunk) : Effect.as(once(permit, "Success"), chunk)
+                ),
+                Stream.tapError((error) => once(permit, outcomeOfError(error)))
+              )
+          )
+        }))
+    } satisfies CircuitBreaker
+  })
+
+/**
+ * An `LLM` behind a circuit breaker, so that a failing provider is left alone for a while instead
+ * of being hammered (by every caller, and by every retry).
+ *
+ * - Closed: calls go through. After `failureThreshold` (default 5) consecutive failures (or a
+ *   `failureRate` over a `window`) it opens. Failures are retryable errors (rate limits, 5xx,
+ *   connection errors, timeouts); an authentication or invalid-request error does not count.
+ * - Open: every call fails at once with `LLMError.CircuitOpenError`, without touching the provider;
+ *   its `retryAfter` is the time left until the breaker half-opens (`resetTimeout`, default 30 s).
+ * - Half-open: exactly one trial call goes through (callers racing it are refused); its success
+ *   closes the breaker, its failure opens it again for another `resetTimeout`.
+ *
+ * A stream counts as a success at its first event, as a failure if it fails before it. The state
+ * lives in a `Ref` made when the returned effect runs: run it once per provider and share the
+ * result. Usage and identity are the wrapped provider's.
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const withCircuitBreaker: {
+  (options?: CircuitBreakerOptions): (llm: LLM.Service) => Effect.Effect<LLM.Service>
+  (llm: LLM.Service, options?: CircuitBreakerOptions): Effect.Effect<LLM.Service>
+} = dual(
+  (args) => isService(args[0]),
+  (llm: LLM.Service, options?: CircuitBreakerOptions): Effect.Effect<LLM.Service> =>
+    Effect.map(makeCircuitBreaker({ ...options, provider: llm.providerId }), (breaker) => ({
+      ...llm,
+      complete: (request) => breaker.protect(llm.complete(request)),
+      stream: (request) => breaker.protectStream(llm.stream(request))
+    }))
+)
+
+// -----------------------------------------------------------------------------
+// Fallback
+// -----------------------------------------------------------------------------
+
+/**
+ * Options of {@link withFallback}.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface FallbackOptions {
+  /** Move on to the next provider after an error for which this holds. Default `LLMError.isRetryable`. */
+  readonly when?: ((error: LLMError.LLMError) => boolean) | undefined
+  /**
+   * Send the request's `model` to every provider. Default `false`: the first provider gets the
+   * request as is, each fallback gets it without `model` and answers with its own `defaultModel`
+   * (a model name seldom means anything to another vendor).
+   */
+  readonly sameModel?: boolean | undefined
+  /** The chain's `providerId`. Default `"fallback(a,b,c)"` from the providers' ids. */
+  readonly providerId?: string | undefined
+}
+
+/** A fallback as a step of the chain sees it: announced in the log, and without `model` unless `sameModel`. */
+const asFallback = (llm: LLM.Service, sameModel: boolean): LLM.Service => {
+  const prepare = (request: LLM.CompletionRequest): LLM.CompletionRequest => {
+    if (sameModel || request.model === undefined) return request
+    const { model: _, ...rest } = request
+    return rest
+  }
+  const announce = Effect.logWarning(`fallback: trying ${llm.providerId}`)
+  return {
+    ...llm,
+    complete: (request) => Effect.zipRight(announce, llm.complete(prepare(request))),
+    stream: (request) => Stream.unwrap(Effect.as(announce, llm.stream(prepare(request))))
+  }
+}
+
+/**
+ * An ordered chain of providers as one `LLM`; see {@link withFallback}.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const fallbackChain = (
+  llms: Arr.NonEmptyReadonlyArray<LLM.Service>,
+  options?: FallbackOptions
+): LLM.Service => {
+  const [first, ...rest] = llms
+  const when = options?.when ?? LLMError.isRetryable
+  // Each step provides the `LLM` tag; the call (`LLM.complete(request)`) is the same for every step,
+  // which is exactly what an `ExecutionPlan` runs. A later step runs once (`attempts: 1`), and only
+  // if the previous step's error passes `when`; otherwise that error is the chain's. (`while` is
+  // also asked about the step's own error before its `attempts` stop it, so it must stay a pure
+  // predicate. Steps provide a `Layer` rather than a `Context`: with a `Context` step the plan's
+  // error type is inferred as `unknown`.)
+  const plan = ExecutionPlan.make(
+    { provide: Layer.succeed(LLM.LLM, first) },
+    ...rest.map((llm) => ({
+      provide: Layer.succeed(LLM.LLM, asFallback(llm, options?.sameModel === true)),
+      attempts: 1,
+      while: when
+    }))
+  )
+  return {
+    providerId: options?.providerId ?? `fallback(${llms.map((llm) => llm.providerId).join(",")})`,
+    providerType: first.providerType,
+    defaultModel: first.defaultModel,
+    capabilities: first.capabilities,
+    complete: (request) => Effect.withExecutionPlan(LLM.complete(request), plan),
+    // A stream moves on only while it has emitted nothing: no consumer sees two providers' events.
+    stream: (request) => Stream.withExecutionPlan(LLM.stream(request), plan, { preventFallbackOnPartialStream: true }),
+    usage: Effect.map(
+      Effect.forEach(llms, (llm) => llm.usage),
+      (usages) => usages.reduce(Usage.combine, Usage.empty)
+    ),
+    resetUsage: Effect.forEach(llms, (llm) => llm.resetUsage, { discard: true })
+  }
+}
+
+/**
+ * An `LLM` that asks `primary`, then each of `fallbacks` in order, moving on after an error for
+ * which `options.when` holds (by default a retryable one: rate limit, 5xx, connection, timeout,
+ * open circuit) and stopping at any other. Built on Effect's `ExecutionPlan`.
+ *
+ * The answer says who gave it: `LLMResponse.providerId` and `Finish.providerId` are the answering
+ * provider's. Each provider records its own usage (a failed attempt counts as a call and a failure
+ * of the provider that failed); the chain's `usage` is their sum. A stream falls back only while it
+ * has emitted nothing; after its first event a failure reaches the consumer. Both
+ * `withFallback(primary, fallbacks)` and `pipe(primary, withFallback(fallbacks))` work.
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const withFallback: {
+  (fallbacks: ReadonlyArray<LLM.Service>, options?: FallbackOptions): (primary: LLM.Service) => LLM.Service
+  (primary: LLM.Service, fallbacks: ReadonlyArray<LLM.Service>, options?: FallbackOptions): LLM.Service
+} = dual(
+  (args) => isService(args[0]),
+  (primary: LLM.Service, fallbacks: ReadonlyArray<LLM.Service>, options?: FallbackOptions): LLM.Service =>
+    fallbacks.length === 0 && options?.providerId === undefined
+      ? primary
+      : fallbackChain([primary, ...fallbacks], options)
+)
+
+// -----------------------------------------------------------------------------
+// All together
+// -----------------------------------------------------------------------------
+
+/**
+ * Options of {@link wrap} and {@link layer}: the pieces to apply; a piece left out is not applied.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  /** Per attempt (see {@link withTimeout}). */
+  readonly timeout?: TimeoutOptions | undefined
+  /** Sees every attempt (see {@link withCircuitBreaker}). */
+  readonly circuitBreaker?: CircuitBreakerOptions | undefined
+  /** Options or a ready schedule (see {@link retry}); `{}` for the defaults. */
+  readonly retry?: RetryOptions | RetryPolicy | undefined
+  /** Asked in order once the wrapped provider has given up (see {@link withFallback}), used as given. */
+  readonly fallbacks?: ReadonlyArray<LLM.Service> | undefined
+  readonly fallback?: FallbackOptions | undefined
+}
+
+/**
+ * Applies a chosen set of the combinators, always in this order (innermost first):
+ *
+ * `fallback(retry(circuitBreaker(timeout(llm))))`
+ *
+ * - the timeout bounds each attempt, not the sum of the attempts and the waits between them (bound
+ *   those with the retry's `maxElapsed`);
+ * - the circuit breaker sees every attempt, so retries count towards opening it and, once open, it
+ *   refuses them without touching the provider;
+ * - the retry waits out rate limits and short outages of this provider, honouring `retry-after`;
+ * - the fallbacks are asked only once this provider has given up. With fallbacks, an open circuit
+ *   is not waited for (`CircuitOpenError` is not retried): the call moves on to the next provider.
+ *
+ * The fallbacks are used as given: wrap them first if they need their own timeouts or retries.
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const wrap: {
+  (options: Options): (llm: LLM.Service) => Effect.Effect<LLM.Service>
+  (llm: LLM.Service, options: Options): Effect.Effect<LLM.Service>
+} = dual(2, (llm: LLM.Service, options: Options): Effect.Effect<LLM.Service> =>
+  Effect.gen(function*() {
+    const fallbacks = options.fallbacks ?? []
+    let service = options.timeout === undefined ? llm : withTimeout(llm, options.timeout)
+    if (options.circuitBreaker !== undefined) service = yield* withCircuitBreaker(service, options.circuitBreaker)
+    if (options.retry !== undefined) {
+      const policy = toPolicy(options.retry)
+      service = retryLLM(
+        service,
+        fallbacks.length === 0 ? policy : Schedule.whileInput(policy, (error) => error._tag !== "CircuitOpenError")
+      )
+    }
+    return fallbacks.length === 0 && options.fallback === undefined
+      ? service
+      : withFallback(service, fallbacks, options.fallback)
+  }))
+
+/**
+ * Replaces the `LLM` in context with a sturdier one: {@link wrap} with these options. Build the
+ * layer once per provider; its circuit breaker state lives as long as the layer.
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer = (options: Options): Layer.Layer<LLM.LLM, never, LLM.LLM> =>
+  Layer.effect(LLM.LLM, Effect.flatMap(LLM.LLM, wrap(options)))

@@ -8,6 +8,8 @@
 /** @since 0.1.0 */
 export * as Anthropic from "./providers/Anthropic.js"
 /** @since 0.1.0 */
+export * as Budget from "./Budget.js"
+/** @since 0.1.0 */
 export * as Capabilities from "./Capabilities.js"
 /** @since 0.1.0 */
 export * as LiteLLM from "./providers/LiteLLM.js"
