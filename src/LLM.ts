@@ -60,7 +60,7 @@ export interface CompletionRequest {
   readonly tools?: ReadonlyArray<Tool.ToolDefinition>
   readonly toolChoice?: Tool.ToolChoice
   readonly thinking?: Thinking
-  /** Sent where the provider takes it (Anthropic `metadata.user_id` from `userId`, OpenAI `metadata`). */
+  /** `userId` (or `user_id`) is sent as Anthropic `metadata.user_id` and OpenAI `user`; other keys are not sent. */
   readonly metadata?: Readonly<Record<string, string>>
 }
 

@@ -42,7 +42,7 @@ export const RateLimitHeaders = Schema.Record({ key: Schema.String, value: Schem
  */
 export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLimitError", {
   ...common,
-  retryAfter: Schema.OptionFromSelf(Schema.DurationFromSelf),
+  retryAfter: Schema.Option(Schema.Duration),
   rateLimits: Schema.optional(RateLimitHeaders)
 }) {
   /** @since 0.1.0 */
@@ -100,7 +100,7 @@ export class ConnectionError extends Schema.TaggedError<ConnectionError>()("Conn
  */
 export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
   ...common,
-  timeout: Schema.optional(Schema.DurationFromSelf)
+  timeout: Schema.optional(Schema.Duration)
 }) {
   /** @since 0.1.0 */
   get isRetryable(): boolean {
@@ -200,7 +200,7 @@ export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>
  */
 export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>()("CircuitOpenError", {
   ...common,
-  retryAfter: Schema.DurationFromSelf
+  retryAfter: Schema.Duration
 }) {
   /** @since 0.1.0 */
   get isRetryable(): boolean {

@@ -29,15 +29,14 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Capabilities from "../Capabilities.js"
+import * as Wire from "../internal/anthropicMessages.js"
 import * as Errors from "../internal/errors.js"
 import * as Provider from "../internal/provider.js"
 import * as Sse from "../internal/sse.js"
 import * as LLM from "../LLM.js"
 import * as LLMError from "../LLMError.js"
-import type * as Message from "../Message.js"
 import type * as Pricing from "../Pricing.js"
 import type * as Response from "../Response.js"
-import type * as Usage from "../Usage.js"
 
 /**
  * Options of the Anthropic provider.
@@ -64,312 +63,14 @@ export interface Options {
 }
 
 /**
- * Above this `max_tokens` a non-streaming call could outlast the SDK's 10 minutes, so `complete`
- * streams internally (the SDK refuses such calls otherwise).
+ * Above this `max_tokens` a non-streaming call could run past 10 minutes (the SDK refuses such
+ * calls when it picks the timeout itself, and idle connections that long get cut), so `complete`
+ * streams internally and folds the stream into the same response.
  *
  * @since 0.1.0
  * @category Models
  */
 export const nonStreamingMaxTokens = 21_333
-
-const finishReason = (stop: string | null | undefined): Response.FinishReason => {
-  switch (stop) {
-    case "end_turn":
-    case "stop_sequence":
-      return "stop"
-    case "max_tokens":
-    case "model_context_window_exceeded":
-      return "length"
-    case "tool_use":
-      return "tool_calls"
-    case "refusal":
-      return "content_filter"
-    default:
-      return "other"
-  }
-}
-
-interface WireCounts {
-  readonly input_tokens?: number | null
-  readonly output_tokens?: number | null
-  readonly cache_read_input_tokens?: number | null
-  readonly cache_creation_input_tokens?: number | null
-}
-
-interface WireUsage extends WireCounts {
-  /** Server-side steps of the call; a `compaction` step is billed but left out of the top-level counts. */
-  readonly iterations?: ReadonlyArray<WireCounts & { readonly type?: string }> | null
-}
-
-const tokensOf = (u: WireUsage | null | undefined): Usage.Tokens => {
-  const extra = (u?.iterations ?? []).filter((step) => step.type === "compaction")
-  const sum = (key: keyof WireCounts) => (u?.[key] ?? 0) + extra.reduce((total, step) => total + (step[key] ?? 0), 0)
-  const cacheRead = sum("cache_read_input_tokens")
-  const cacheWrite = sum("cache_creation_input_tokens")
-  return {
-    // Anthropic's input_tokens excludes cache reads and writes.
-    inputTokens: sum("input_tokens") + cacheRead + cacheWrite,
-    outputTokens: sum("output_tokens"),
-    cacheReadTokens: cacheRead,
-    cacheWriteTokens: cacheWrite,
-    reasoningTokens: 0
-  }
-}
-
-const toWirePart = (part: Message.Part): Sdk.ContentBlockParam | undefined => {
-  switch (part._tag) {
-    case "Text":
-      return { type: "text", text: part.text }
-    case "Image":
-      return part.source._tag === "Base64"
-        ? {
-          type: "image",
-          source: {
-            type: "base64",
-            media_type: part.source.mediaType as Sdk.Base64ImageSource["media_type"],
-            data: part.source.data
-          }
-        }
-        : { type: "image", source: { type: "url", url: part.source.url } }
-    case "ToolCall":
-      return { type: "tool_use", id: part.id, name: part.name, input: part.input ?? {} }
-    case "ToolResult":
-      return { type: "tool_result", tool_use_id: part.toolCallId, content: part.content, is_error: part.isError }
-    case "Thinking":
-      // Claude only takes back thinking it signed.
-      return part.signature === undefined
-        ? undefined
-        : { type: "thinking", thinking: part.thinking, signature: part.signature }
-    case "RedactedThinking":
-      return { type: "redacted_thinking", data: part.data }
-  }
-}
-
-const effortBudget = { minimal: 1024, low: 2048, medium: 8192, high: 16384 } as const
-
-/** The Messages API body. `temperature` and `top_p` are still accepted by the API for the models
- * that support them, though SDK 1.x no longer types them. */
-type Params = Sdk.MessageCreateParamsBase & { temperature?: number; top_p?: number }
-
-/** @internal */
-export const toParams = (request: Provider.ResolvedRequest): Params => {
-  const params: Params = {
-    model: request.model,
-    max_tokens: request.maxTokens,
-    messages: request.messages.map((message) => ({
-      role: message.role,
-      content: message.content.flatMap((part) => {
-        const wire = toWirePart(part)
-        return wire === undefined ? [] : [wire]
-      })
-    }))
-  }
-  if (request.system !== undefined) params.system = request.system
-  if (request.temperature !== undefined) params.temperature = request.temperature
-  if (request.topP !== undefined) params.top_p = request.topP
-  if (request.stopSequences !== undefined) params.stop_sequences = [...request.stopSequences]
-  if (request.tools !== undefined && request.tools.length > 0) {
-    params.tools = request.tools.map((tool) => ({
-      name: tool.name,
-      ...(tool.description !== undefined ? { description: tool.description } : {}),
-      input_schema: tool.parameters as Sdk.Tool.InputSchema
-    }))
-  }
-  if (request.toolChoice !== undefined) {
-    const choice = request.toolChoice
-    params.tool_choice = choice === "auto"
-      ? { type: "auto" }
-      : choice === "required"
-      ? { type: "any" }
-      : choice === "none"
-      ? { type: "none" }
-      : { type: "tool", name: choice.name }
-  }
-  if (request.thinking !== undefined) {
-    params.thinking = "budgetTokens" in request.thinking
-      ? { type: "enabled", budget_tokens: request.thinking.budgetTokens }
-      : { type: "enabled", budget_tokens: Math.min(effortBudget[request.thinking.effort], request.maxTokens - 1) }
-  }
-  const userId = request.metadata?.userId ?? request.metadata?.user_id
-  if (userId !== undefined) params.metadata = { user_id: userId }
-  return params
-}
-
-/** Maps a complete Messages API reply to neutral events. @internal */
-export const fromMessage = (message: Sdk.Message, requestId: string | undefined): Provider.Completed => {
-  const events: Array<Response.StreamEvent> = []
-  for (const block of message.content) {
-    switch (block.type) {
-      case "text":
-        events.push({ _tag: "TextDelta", text: block.text })
-        break
-      case "thinking":
-        events.push({ _tag: "ThinkingDelta", thinking: block.thinking })
-        events.push({ _tag: "ThinkingSignature", signature: block.signature })
-        break
-      case "redacted_thinking":
-        events.push({ _tag: "RedactedThinking", data: block.data })
-        break
-      case "tool_use":
-        events.push({ _tag: "ToolCall", id: block.id, name: block.name, input: block.input })
-        break
-      default:
-        // Server tool blocks (web search, code execution, ...) are the provider's business.
-        break
-    }
-  }
-  return {
-    events,
-    finish: {
-      finishReason: finishReason(message.stop_reason),
-      rawFinishReason: message.stop_reason ?? undefined,
-      usage: tokensOf(message.usage),
-      model: message.model,
-      requestId: requestId ?? (message as { _request_id?: string | null })._request_id ?? undefined
-    }
-  }
-}
-
-interface ToolBlock {
-  readonly id: string
-  readonly name: string
-  json: string
-}
-
-/** The SSE handler of one Messages API stream. @internal */
-export const makeHandler = (
-  ctx: Errors.ErrorContext,
-  providerId: string,
-  requestId: string | undefined,
-  report: Provider.ReportUsage
-): Sse.EventHandler => {
-  const tools = new Map<number, ToolBlock>()
-  let wire: WireUsage = {}
-  let model = ""
-  let stopReason: string | undefined = undefined
-  let done = false
-  const usageUpdate = (u: WireUsage | undefined | null) => {
-    if (u === undefined || u === null) return
-    // message_delta usage is cumulative and may revise the start values: overwrite, never add.
-    wire = {
-      input_tokens: u.input_tokens ?? wire.input_tokens ?? null,
-      output_tokens: u.output_tokens ?? wire.output_tokens ?? null,
-      cache_read_input_tokens: u.cache_read_input_tokens ?? wire.cache_read_input_tokens ?? null,
-      cache_creation_input_tokens: u.cache_creation_input_tokens ?? wire.cache_creation_input_tokens ?? null,
-      iterations: u.iterations ?? wire.iterations ?? null
-    }
-    report(tokensOf(wire))
-  }
-  return {
-    onEvent: (_event, data, out) => {
-      if (data === "") return
-      let json: any
-      try {
-        json = JSON.parse(data)
-      } catch {
-        throw Errors.malformed(ctx, `an event is not JSON: ${data.slice(0, 200)}`, requestId)
-      }
-      switch (json?.type) {
-        case "message_start": {
-          model = json.message?.model ?? model
-          usageUpdate(json.message?.usage)
-          return
-        }
-        case "content_block_start": {
-          const block = json.content_block
-          switch (block?.type) {
-            case "text":
-              if (typeof block.text === "string" && block.text.length > 0) {
-                out.push({ _tag: "TextDelta", text: block.text })
-              }
-              return
-            case "thinking":
-              if (typeof block.thinking === "string" && block.thinking.length > 0) {
-                out.push({ _tag: "ThinkingDelta", thinking: block.thinking })
-              }
-              return
-            case "redacted_thinking":
-              out.push({ _tag: "RedactedThinking", data: block.data })
-              return
-            case "fallback":
-              // The requested model could not answer; this one did.
-              if (typeof block.to?.model === "string") model = block.to.model
-              return
-            case "tool_use":
-              tools.set(json.index, { id: block.id, name: block.name, json: "" })
-              out.push({ _tag: "ToolCallStart", id: block.id, name: block.name })
-              return
-            default:
-              return
-          }
-        }
-        case "content_block_delta": {
-          const delta = json.delta
-          switch (delta?.type) {
-            case "text_delta":
-              out.push({ _tag: "TextDelta", text: delta.text })
-              return
-            case "thinking_delta":
-              out.push({ _tag: "ThinkingDelta", thinking: delta.thinking })
-              return
-            case "signature_delta":
-              out.push({ _tag: "ThinkingSignature", signature: delta.signature })
-              return
-            case "input_json_delta": {
-              const tool = tools.get(json.index)
-              if (tool === undefined || typeof delta.partial_json !== "string" || delta.partial_json === "") return
-              tool.json += delta.partial_json
-              out.push({ _tag: "ToolCallDelta", id: tool.id, argumentsDelta: delta.partial_json })
-              return
-            }
-            default:
-              return
-          }
-        }
-        case "content_block_stop": {
-          const tool = tools.get(json.index)
-          if (tool === undefined) return
-          tools.delete(json.index)
-          let input: unknown
-          try {
-            input = tool.json === "" ? {} : JSON.parse(tool.json)
-          } catch {
-            throw Errors.malformed(ctx, `the arguments of tool call ${tool.id} (${tool.name}) are not JSON`, requestId)
-          }
-          out.push({ _tag: "ToolCall", id: tool.id, name: tool.name, input })
-          return
-        }
-        case "message_delta": {
-          if (json.delta?.stop_reason !== undefined && json.delta?.stop_reason !== null) {
-            stopReason = json.delta.stop_reason
-          }
-          usageUpdate(json.usage)
-          return
-        }
-        case "message_stop": {
-          if (done) return
-          done = true
-          out.push(Provider.finishEvent(providerId, {
-            finishReason: finishReason(stopReason),
-            rawFinishReason: stopReason,
-            usage: tokensOf(wire),
-            model,
-            requestId
-          }))
-          return
-        }
-        case "error":
-          throw Errors.fromStreamError(ctx, json, requestId)
-        default:
-          // ping, and event types this version does not know: skipped.
-          return
-      }
-    },
-    onEnd: () => {
-      if (!done) throw Errors.truncated(ctx, "message_stop", requestId)
-    }
-  }
-}
 
 /**
  * Builds the Anthropic `LLM` service.
@@ -386,7 +87,8 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       apiKey: Redacted.value(options.apiKey),
       maxRetries: 0,
       timeout: Duration.toMillis(timeout),
-      ...(options.baseUrl !== undefined ? { baseURL: options.baseUrl } : {}),
+      // Explicit, so the SDK never reads ANTHROPIC_BASE_URL from process.env behind Effect's Config.
+      baseURL: options.baseUrl ?? "https://api.anthropic.com",
       ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
     })
     const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Duration.toMillis(timeout) })
@@ -399,12 +101,12 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         )
         const response = yield* Effect.tryPromise({
           try: () =>
-            client.messages.create({ ...toParams(request), stream: true }, requestOptions(controller.signal))
+            client.messages.create({ ...Wire.toParams(request), stream: true }, requestOptions(controller.signal))
               .asResponse(),
           catch: (error) => Errors.fromThrown(ctx, error)
         })
         const requestId = response.headers.get("request-id") ?? undefined
-        return Sse.decode(response.body, makeHandler(ctx, providerId, requestId, report), {
+        return Sse.decode(response.body, Wire.makeHandler(ctx, providerId, requestId, report), {
           ctx,
           idleTimeout: timeout
         })
@@ -424,7 +126,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         ? completeViaStream(request)
         : Effect.tryPromise({
           try: (signal) =>
-            client.messages.create({ ...toParams(request), stream: false }, requestOptions(signal)).withResponse(),
+            client.messages.create({ ...Wire.toParams(request), stream: false }, requestOptions(signal)).withResponse(),
           catch: (error) => Errors.fromThrown(ctx, error)
         }).pipe(
           // The SDK's timer stops at the reply's headers; a body that stalls after them is ours to end.
@@ -433,7 +135,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
             if (data === null || typeof data !== "object" || !Array.isArray((data as Sdk.Message).content)) {
               return Effect.fail(Errors.malformed(ctx, "the reply has no content array"))
             }
-            return Effect.succeed(fromMessage(data, response.headers.get("request-id") ?? undefined))
+            return Effect.succeed(Wire.fromMessage(data, response.headers.get("request-id") ?? undefined))
           })
         )
 

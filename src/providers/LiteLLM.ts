@@ -207,7 +207,12 @@ export interface Options {
   readonly routes?: Readonly<Record<string, Route>> | undefined
 }
 
-/** A model resolved to its backend. @internal */
+/**
+ * A model resolved to its backend.
+ *
+ * @since 0.1.0
+ * @category Routing
+ */
 export interface Resolved {
   readonly prefix: string | undefined
   readonly route: Route

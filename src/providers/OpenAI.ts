@@ -75,9 +75,11 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       apiKey: Redacted.value(options.apiKey),
       maxRetries: 0,
       timeout: Duration.toMillis(timeout),
-      ...(options.baseUrl !== undefined ? { baseURL: options.baseUrl } : {}),
-      ...(options.organization !== undefined ? { organization: options.organization } : {}),
-      ...(options.project !== undefined ? { project: options.project } : {}),
+      // Explicit, so the SDK never reads OPENAI_BASE_URL, OPENAI_ORG_ID or OPENAI_PROJECT_ID from
+      // process.env behind Effect's Config.
+      baseURL: options.baseUrl ?? "https://api.openai.com/v1",
+      organization: options.organization ?? null,
+      project: options.project ?? null,
       ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
     })
     const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Duration.toMillis(timeout) })

@@ -1,0 +1,49 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as LLMError from "../src/LLMError.js"
+
+describe("LLMError", () => {
+  const samples: ReadonlyArray<LLMError.LLMError> = [
+    new LLMError.RateLimitError({
+      provider: "p",
+      message: "slow down",
+      status: 429,
+      requestId: "req_1",
+      retryAfter: Option.some(Duration.seconds(3)),
+      rateLimits: { "x-ratelimit-remaining-requests": "0" }
+    }),
+    new LLMError.RateLimitError({ provider: "p", message: "slow down", retryAfter: Option.none() }),
+    new LLMError.TimeoutError({ provider: "p", message: "late", timeout: Duration.millis(1500) }),
+    new LLMError.CircuitOpenError({ provider: "p", message: "open", retryAfter: Duration.seconds(30) }),
+    new LLMError.BudgetExceededError({ provider: "p", message: "over", limit: 1, spent: 1.2 }),
+    new LLMError.ConnectionError({ provider: "p", message: "reset" })
+  ]
+
+  it("every error survives JSON across a boundary and keeps its tag and retryability", () => {
+    const encode = Schema.encodeSync(LLMError.LLMError)
+    const decode = Schema.decodeUnknownSync(LLMError.LLMError)
+    for (const error of samples) {
+      const back = decode(JSON.parse(JSON.stringify(encode(error))))
+      expect(back._tag).toBe(error._tag)
+      expect(back.message).toBe(error.message)
+      expect(back.isRetryable).toBe(error.isRetryable)
+      expect(LLMError.retryAfter(back)).toEqual(LLMError.retryAfter(error))
+      expect(back).toEqual(error)
+    }
+  })
+
+  it("isRetryable follows the table", () => {
+    const retryable = samples.filter(LLMError.isRetryable).map((e) => e._tag)
+    expect(retryable).toEqual([
+      "RateLimitError",
+      "RateLimitError",
+      "TimeoutError",
+      "CircuitOpenError",
+      "ConnectionError"
+    ])
+    expect(LLMError.isLLMError(samples[0])).toBe(true)
+    expect(LLMError.isLLMError(new Error("x"))).toBe(false)
+  })
+})
