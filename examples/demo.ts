@@ -1,23 +1,28 @@
 /**
  * `npm start`: the library end to end.
  *
- * With no API keys it starts FakeProviderServer on 127.0.0.1 and talks to it through the real
- * Anthropic and OpenAI layers (the official SDKs, real HTTP, real SSE). With `ANTHROPIC_API_KEY`
- * and/or `OPENAI_API_KEY` set it talks to the real APIs instead, and says so.
+ * The providers come from `examples/providers.yaml`, built by a `ProviderRegistry`. With no API
+ * keys the demo starts FakeProviderServer on 127.0.0.1 and points the config at it (its
+ * `${FAKE_ANTHROPIC_URL}`-style variables supplied by a `ConfigProvider`), talking to it through
+ * the real Anthropic and OpenAI providers (the official SDKs, real HTTP, real SSE). With
+ * `ANTHROPIC_API_KEY` and/or `OPENAI_API_KEY` set it talks to the real APIs instead, and says so.
  *
- * For each provider: a streamed answer printed as it arrives, a tool call answered and sent back,
- * a 429 survived by waiting its `retry-after` (fake server only), then a usage and cost table.
+ * For each provider (through its agent in the config): a streamed answer printed as it arrives, a
+ * tool call answered and sent back, a 429 survived by waiting its `retry-after` (fake server
+ * only), then the registry's usage and cost table.
  */
+import { NodeFileSystem } from "@effect/platform-node"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { Anthropic, LLM, LLMError, Message, OpenAI, Resilience, Tool, Usage } from "../src/index.js"
-import * as FakeProviderServer from "../src/testing/FakeProviderServer.js"
+import { fileURLToPath } from "node:url"
+import { LLM, LLMError, Message, ProviderRegistry, ProvidersConfig, Resilience, Tool } from "../src/index.js"
+import { FakeProviderServer } from "../src/testing/index.js"
 
 const { Reply } = FakeProviderServer
 
@@ -88,15 +93,15 @@ const tour = (fake: FakeProviderServer.Service | undefined) =>
       )
     }
     const question = Message.user("What is the weather in Paris right now?")
-    const first = yield* LLM.complete({ messages: [question], tools: [weather], maxTokens: 300 })
+    // No maxTokens: the agent's max_tokens (300) applies, and its system prompt.
+    const first = yield* LLM.complete({ messages: [question], tools: [weather] })
     for (const call of first.toolCalls) {
       yield* Console.log(`  tool>   the model calls ${call.name}(${JSON.stringify(call.input)})`)
     }
     const results = first.toolCalls.map((call) => Message.toolResult(call.id, runWeather(call.input)))
     const answer = results.length === 0 ? first : yield* LLM.complete({
       messages: [question, Message.assistant(first.parts), Message.toolResults(results)],
-      tools: [weather],
-      maxTokens: 300
+      tools: [weather]
     })
     yield* Console.log(`  answer> ${answer.content.trim()}`)
 
@@ -129,74 +134,72 @@ const tour = (fake: FakeProviderServer.Service | undefined) =>
       )
       yield* Console.log(`  retry>  "${reply.content}" after ${((Date.now() - started) / 1000).toFixed(1)} s`)
     }
-    return [`${llm.providerId} (${llm.defaultModel})`, yield* llm.usage] as const
   })
 
-const usd = (n: number) => `$${n.toFixed(6)}`
+const configPath = fileURLToPath(new URL("./providers.yaml", import.meta.url))
 
-const table = (rows: ReadonlyArray<readonly [string, Usage.TokenUsage]>) => {
-  const header = ["provider", "calls", "failures", "input", "cache read", "output", "cost"]
-  const lines = rows.map(([id, u]) => [
-    id,
-    String(u.calls),
-    String(u.failures),
-    String(u.inputTokens),
-    String(u.cacheReadTokens),
-    String(u.outputTokens),
-    usd(u.costUsd)
-  ])
-  const total = rows.reduce((acc, [, u]) => Usage.combine(acc, u), Usage.empty)
-  lines.push([
-    "total",
-    String(total.calls),
-    String(total.failures),
-    String(total.inputTokens),
-    String(total.cacheReadTokens),
-    String(total.outputTokens),
-    usd(total.costUsd)
-  ])
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)))
-  const render = (cells: ReadonlyArray<string>) =>
-    "  " + cells.map((c, i) => i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join("  ")
-  return [render(header), "  " + widths.map((w) => "-".repeat(w)).join("  "), ...lines.map(render)].join("\n")
-}
+/** Which agent of the config tours which provider. */
+const assistants: ReadonlyArray<{ readonly provider: string; readonly agent: string; readonly key: string }> = [
+  { provider: "claude_main", agent: "claude_assistant", key: "ANTHROPIC_API_KEY" },
+  { provider: "openai_main", agent: "openai_assistant", key: "OPENAI_API_KEY" }
+]
+
+/** The config with only the given providers (and the agents on them). */
+const only = (
+  config: ProvidersConfig.ProvidersConfig,
+  ids: ReadonlyArray<string>
+): ProvidersConfig.ProvidersConfig => ({
+  ...config,
+  providers: Object.fromEntries(Object.entries(config.providers).filter(([id]) => ids.includes(id))),
+  agents: Object.fromEntries(Object.entries(config.agents).filter(([, agent]) => ids.includes(agent.provider)))
+})
 
 const program = Effect.gen(function*() {
-  const anthropicKey = process.env.ANTHROPIC_API_KEY
-  const openaiKey = process.env.OPENAI_API_KEY
-  const live = anthropicKey !== undefined || openaiKey !== undefined
+  // Which keys are set, read through the ConfigProvider (the environment).
+  const liveIds: Array<string> = []
+  for (const { key, provider } of assistants) {
+    if (Option.isSome(yield* Config.option(Config.redacted(key)))) liveIds.push(provider)
+  }
+  const live = liveIds.length > 0
   const fake = live ? undefined : yield* FakeProviderServer.make()
   yield* Console.log(
     live
       ? "API keys found: talking to the real APIs (" +
-        [anthropicKey && "Anthropic", openaiKey && "OpenAI"].filter(Boolean).join(", ") + ")."
+        liveIds.map((id) => id === "claude_main" ? "Anthropic" : "OpenAI").join(", ") + ")."
       : `No API keys set: talking to FakeProviderServer on ${fake!.url} through the real SDKs.\n` +
         "Set ANTHROPIC_API_KEY and/or OPENAI_API_KEY to use the real APIs."
   )
-  const layers: Array<Layer.Layer<LLM.LLM>> = []
-  if (fake || anthropicKey) {
-    layers.push(Anthropic.layer({
-      apiKey: Redacted.make(anthropicKey ?? "sk-ant-demo"),
-      defaultModel: "claude-sonnet-4-6",
-      ...(fake ? { baseUrl: fake.anthropicBaseUrl } : {})
-    }))
-  }
-  if (fake || openaiKey) {
-    layers.push(OpenAI.layer({
-      apiKey: Redacted.make(openaiKey ?? "sk-demo"),
-      defaultModel: "gpt-4o-mini",
-      ...(fake ? { baseUrl: fake.openaiBaseUrl } : {})
-    }))
-  }
-  const rows: Array<readonly [string, Usage.TokenUsage]> = []
-  for (const layer of layers) {
-    rows.push(yield* tour(fake).pipe(Effect.provide(layer)))
-  }
-  yield* section("Usage and cost per provider")
-  yield* Console.log(table(rows))
+  // On the fake server the config's variables come from this map; live, from the environment
+  // (a provider whose key is not set gets a placeholder and is left out).
+  const env = fake
+    ? ConfigProvider.fromMap(
+      new Map([
+        ["ANTHROPIC_API_KEY", "sk-ant-demo"],
+        ["OPENAI_API_KEY", "sk-demo"],
+        ["FAKE_ANTHROPIC_URL", fake.anthropicBaseUrl],
+        ["FAKE_OPENAI_URL", fake.openaiBaseUrl]
+      ])
+    )
+    : ConfigProvider.fromEnv().pipe(
+      ConfigProvider.orElse(() =>
+        ConfigProvider.fromMap(new Map(assistants.map(({ key }) => [key, "not-set"] as const)))
+      )
+    )
+  const loaded = yield* ProvidersConfig.load(configPath).pipe(Effect.withConfigProvider(env))
+  const config = fake ? loaded : only(loaded, liveIds)
+  const registry = ProviderRegistry.layerFromConfig(config)
+
+  yield* Effect.gen(function*() {
+    for (const { agent } of assistants.filter((a) => Object.hasOwn(config.providers, a.provider))) {
+      yield* tour(fake).pipe(Effect.provide(ProviderRegistry.agent(agent)))
+    }
+    yield* section("Usage and cost per provider")
+    const summary = yield* ProviderRegistry.usageSummary
+    yield* Console.log(summary.table.split("\n").map((line) => `  ${line}`).join("\n"))
+  }).pipe(Effect.provide(registry), Effect.withConfigProvider(env))
 })
 
-Effect.runPromise(Effect.scoped(program)).catch((error) => {
+Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(NodeFileSystem.layer))).catch((error) => {
   console.error(error)
   process.exitCode = 1
 })

@@ -24,6 +24,10 @@ export * as OpenAI from "./providers/OpenAI.js"
 /** @since 0.1.0 */
 export * as Pricing from "./Pricing.js"
 /** @since 0.1.0 */
+export * as ProviderRegistry from "./ProviderRegistry.js"
+/** @since 0.1.0 */
+export * as ProvidersConfig from "./ProvidersConfig.js"
+/** @since 0.1.0 */
 export * as Resilience from "./Resilience.js"
 /** @since 0.1.0 */
 export * as Response from "./Response.js"

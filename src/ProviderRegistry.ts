@@ -1,0 +1,787 @@
+/**
+ * The `ProviderRegistry` service: every provider of a config built once, inside the registry's
+ * scope, and released with it; agents (a provider with request defaults); the usage of all
+ * providers summed and summarised; a connectivity check.
+ *
+ * `ProviderRegistry.llm(id)` and `ProviderRegistry.agent(id)` provide the `LLM` tag, so a program
+ * written against `LLM` runs on any configured provider unchanged.
+ *
+ * @example
+ * import { NodeContext } from "@effect/platform-node"
+ * import { Console, Effect, Layer } from "effect"
+ * import { LLM, Message, ProviderRegistry } from "@orchestify/providers"
+ *
+ * const program = Effect.gen(function*() {
+ *   const reply = yield* LLM.complete({ messages: [Message.user("Plan my week")] })
+ *   yield* Console.log(reply.content)
+ * })
+ *
+ * const registry = ProviderRegistry.layerFromFile("providers.yaml").pipe(Layer.provide(NodeContext.layer))
+ *
+ * Effect.gen(function*() {
+ *   yield* program.pipe(Effect.provide(ProviderRegistry.agent("planner")))
+ *   yield* program.pipe(Effect.provide(ProviderRegistry.llm("openai_main")))
+ *   const summary = yield* ProviderRegistry.usageSummary
+ *   yield* Console.log(summary.table)
+ * }).pipe(Effect.provide(registry))
+ *
+ * @since 0.1.0
+ */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type * as FileSystem from "@effect/platform/FileSystem"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import { dual } from "effect/Function"
+import * as Layer from "effect/Layer"
+import * as Predicate from "effect/Predicate"
+import * as Redacted from "effect/Redacted"
+import * as Ref from "effect/Ref"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as LLM from "./LLM.js"
+import * as LLMError from "./LLMError.js"
+import * as Message from "./Message.js"
+import * as Anthropic from "./providers/Anthropic.js"
+import * as LiteLLM from "./providers/LiteLLM.js"
+import * as OpenAI from "./providers/OpenAI.js"
+import * as ProvidersConfig from "./ProvidersConfig.js"
+import * as Usage from "./Usage.js"
+
+// -----------------------------------------------------------------------------
+// Errors
+// -----------------------------------------------------------------------------
+
+const knownList = (what: string, known: ReadonlyArray<string>): string =>
+  known.length === 0 ? `no ${what} are registered` : `known ${what}: ${known.join(", ")}`
+
+/**
+ * `get(id)` named no registered provider.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class UnknownProviderError extends Schema.TaggedError<UnknownProviderError>()("UnknownProviderError", {
+  id: Schema.String,
+  known: Schema.Array(Schema.String)
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `unknown provider "${this.id}"; ${knownList("providers", this.known)}`
+  }
+}
+
+/**
+ * `getForAgent(id)` named no configured agent.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class UnknownAgentError extends Schema.TaggedError<UnknownAgentError>()("UnknownAgentError", {
+  id: Schema.String,
+  known: Schema.Array(Schema.String)
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `unknown agent "${this.id}"; ${knownList("agents", this.known)}`
+  }
+}
+
+/**
+ * One provider that failed the connectivity check.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const ConnectivityFailure = Schema.Struct({
+  id: Schema.String,
+  error: LLMError.LLMError
+})
+
+/**
+ * One provider that failed the connectivity check.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type ConnectivityFailure = Schema.Schema.Type<typeof ConnectivityFailure>
+
+/**
+ * The connectivity check that `layerFromConfig(config, { validateConnectivity: true })` runs
+ * failed: every provider that failed it, each with its typed error.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class ConnectivityError extends Schema.TaggedError<ConnectivityError>()("ConnectivityError", {
+  failures: Schema.Array(ConnectivityFailure),
+  checked: Schema.Number
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return [
+      `${this.failures.length} of ${this.checked} providers failed the connectivity check:`,
+      ...this.failures.map((f) => {
+        // Provider errors start with the provider's id: say it once.
+        const message = f.error.message.startsWith(`${f.id}: `)
+          ? f.error.message.slice(f.id.length + 2)
+          : f.error.message
+        return `  - ${f.id}: ${f.error._tag}: ${message}`
+      })
+    ].join("\n")
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Models
+// -----------------------------------------------------------------------------
+
+/**
+ * A registered provider, as `list` shows it.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ProviderInfo {
+  readonly id: string
+  readonly type: LLM.ProviderType
+  readonly defaultModel: string
+}
+
+/**
+ * The usage of one provider.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ProviderSummary extends ProviderInfo {
+  readonly usage: Usage.TokenUsage
+}
+
+/**
+ * The usage of one model on one provider.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ModelSummary extends Usage.ModelUsage {
+  readonly provider: string
+  readonly model: string
+}
+
+/**
+ * The usage of every provider: per provider, per model on each provider, the total, and all of it
+ * as a readable table.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Summary {
+  readonly providers: ReadonlyArray<ProviderSummary>
+  readonly models: ReadonlyArray<ModelSummary>
+  readonly total: Usage.TokenUsage
+  readonly table: string
+}
+
+/**
+ * The result of the connectivity check for one provider.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ConnectivityResult {
+  readonly id: string
+  readonly ok: boolean
+  /** Why it failed (a `TimeoutError` when it did not answer in time). */
+  readonly error?: LLMError.LLMError
+  readonly latencyMs: number
+}
+
+/**
+ * Options of the connectivity check.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ConnectivityOptions {
+  /** How long each provider has to answer. Default 10 seconds. */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * The registry.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Service {
+  /** The provider registered under `id`. */
+  readonly get: (id: string) => Effect.Effect<LLM.Service, UnknownProviderError>
+  /**
+   * The agent's provider with the agent's `model`, `maxTokens`, `temperature` and `system` as
+   * request defaults (a request's own values win). Its `providerId` and `usage` are the provider's.
+   */
+  readonly getForAgent: (agentId: string) => Effect.Effect<LLM.Service, UnknownAgentError>
+  /** Registers (or replaces) a provider built elsewhere; the registry does not own its lifetime. */
+  readonly register: (id: string, llm: LLM.Service) => Effect.Effect<void>
+  /** The registered providers, in order. */
+  readonly list: Effect.Effect<ReadonlyArray<ProviderInfo>>
+  /** The configured agents' ids, in order. */
+  readonly agents: Effect.Effect<ReadonlyArray<string>>
+  /** The usage of every provider, summed. */
+  readonly totalUsage: Effect.Effect<Usage.TokenUsage>
+  readonly usageSummary: Effect.Effect<Summary>
+  readonly resetAllUsage: Effect.Effect<void>
+  /**
+   * Asks every provider a 1-token question ("ping") in parallel, each within the timeout, and
+   * reports every result. The pings are real calls: they count in usage.
+   */
+  readonly checkConnectivity: (options?: ConnectivityOptions) => Effect.Effect<ReadonlyArray<ConnectivityResult>>
+}
+
+/**
+ * The `ProviderRegistry` service tag.
+ *
+ * @since 0.1.0
+ * @category Tags
+ */
+export class ProviderRegistry extends Context.Tag("@orchestify/providers/ProviderRegistry")<
+  ProviderRegistry,
+  Service
+>() {}
+
+// -----------------------------------------------------------------------------
+// Factories
+// -----------------------------------------------------------------------------
+
+/**
+ * Builds the `LLM` of one configured provider, in the registry's scope. A provider its factory
+ * cannot build is reported as a `ConfigError`.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Factory = (
+  provider: ProvidersConfig.Provider
+) => Effect.Effect<LLM.Service, ProvidersConfig.ConfigError, Scope.Scope>
+
+/**
+ * Factories by provider type.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Factories = { readonly [K in ProvidersConfig.ProviderType]?: Factory | undefined }
+
+const problem = (provider: ProvidersConfig.Provider, field: string, message: string) =>
+  new ProvidersConfig.ConfigError({ path: "<config>", problems: [`providers.${provider.id}.${field}: ${message}`] })
+
+const requireKey = (
+  provider: ProvidersConfig.Provider
+): Effect.Effect<Redacted.Redacted<string>, ProvidersConfig.ConfigError> =>
+  provider.apiKey === undefined
+    ? Effect.fail(problem(provider, "api_key", `is required for an ${provider.type} provider`))
+    : Effect.succeed(provider.apiKey)
+
+const plainHeaders = (
+  headers: Readonly<Record<string, Redacted.Redacted<string>>> | undefined
+): Record<string, string> | undefined =>
+  headers === undefined
+    ? undefined
+    : Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, Redacted.value(value)]))
+
+const commonOptions = (provider: ProvidersConfig.Provider) => ({
+  providerId: provider.id,
+  defaultModel: provider.defaultModel,
+  maxTokens: provider.maxTokens,
+  baseUrl: provider.baseUrl,
+  timeout: provider.timeout,
+  pricing: provider.pricing,
+  headers: plainHeaders(provider.headers)
+})
+
+const litellm: Factory = (provider) => {
+  const model = provider.defaultModel
+  if (model === undefined) {
+    return Effect.fail(problem(provider, "default_model", "is required for a litellm provider"))
+  }
+  if (LiteLLM.resolve(model, LiteLLM.routes, provider.baseUrl !== undefined) === undefined) {
+    return Effect.fail(problem(
+      provider,
+      "default_model",
+      `"${model}" names no known LiteLLM provider prefix (${
+        Object.keys(LiteLLM.routes).map((p) => `${p}/`).join(", ")
+      }); set base_url to send a bare model name to any OpenAI-compatible server`
+    ))
+  }
+  return LiteLLM.make({
+    ...commonOptions(provider),
+    apiKey: provider.apiKey,
+    defaultModel: model,
+    apiVersion: provider.apiVersion
+  }).pipe(Effect.provide(FetchHttpClient.layer))
+}
+
+/**
+ * The built-in factories, one per provider type: `anthropic` (`Anthropic.make`), `openai`
+ * (`OpenAI.make`) and `litellm` (`LiteLLM.make` over `FetchHttpClient`).
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const factories: Factories = {
+  anthropic: (provider) =>
+    Effect.flatMap(requireKey(provider), (apiKey) => Anthropic.make({ ...commonOptions(provider), apiKey })),
+  openai: (provider) =>
+    Effect.flatMap(requireKey(provider), (apiKey) =>
+      OpenAI.make({
+        ...commonOptions(provider),
+        apiKey,
+        organization: provider.organization,
+        project: provider.project
+      })),
+  litellm
+}
+
+// -----------------------------------------------------------------------------
+// Combinators
+// -----------------------------------------------------------------------------
+
+/**
+ * Request defaults an agent applies.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface RequestDefaults {
+  readonly model?: string | undefined
+  readonly maxTokens?: number | undefined
+  readonly temperature?: number | undefined
+  readonly system?: string | undefined
+}
+
+const isService = (u: unknown): u is LLM.Service =>
+  Predicate.hasProperty(u, "complete") && Predicate.hasProperty(u, "stream") && Predicate.hasProperty(u, "usage")
+
+/**
+ * An `LLM` whose requests take `defaults` for the fields they leave unset. `providerId`, `usage`
+ * and the rest stay the wrapped provider's; `defaultModel` becomes the default model.
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const withDefaults: {
+  (defaults: RequestDefaults): (llm: LLM.Service) => LLM.Service
+  (llm: LLM.Service, defaults: RequestDefaults): LLM.Service
+} = dual(
+  (args) => isService(args[0]),
+  (llm: LLM.Service, defaults: RequestDefaults): LLM.Service => {
+    const apply = (request: LLM.CompletionRequest): LLM.CompletionRequest => {
+      const out: { -readonly [K in keyof LLM.CompletionRequest]: LLM.CompletionRequest[K] } = { ...request }
+      if (out.model === undefined && defaults.model !== undefined) out.model = defaults.model
+      if (out.maxTokens === undefined && defaults.maxTokens !== undefined) out.maxTokens = defaults.maxTokens
+      if (out.temperature === undefined && defaults.temperature !== undefined) out.temperature = defaults.temperature
+      if (out.system === undefined && defaults.system !== undefined) out.system = defaults.system
+      return out
+    }
+    const defaultModel = defaults.model ?? llm.defaultModel
+    return {
+      ...llm,
+      defaultModel,
+      capabilities: (model) => llm.capabilities(model ?? defaultModel),
+      complete: (request) => llm.complete(apply(request)),
+      stream: (request) => llm.stream(apply(request))
+    }
+  }
+)
+
+// -----------------------------------------------------------------------------
+// Summary
+// -----------------------------------------------------------------------------
+
+const usd = (n: number): string => `$${n.toFixed(6)}`
+
+const row = (label: string, u: Usage.ModelUsage): ReadonlyArray<string> => [
+  label,
+  String(u.calls),
+  String(u.failures),
+  String(u.inputTokens),
+  String(u.cacheReadTokens),
+  String(u.cacheWriteTokens),
+  String(u.outputTokens),
+  usd(u.costUsd),
+  String(u.unpricedCalls)
+]
+
+const renderTable = (providers: ReadonlyArray<ProviderSummary>, total: Usage.TokenUsage): string => {
+  const header = [
+    "provider / model",
+    "calls",
+    "failures",
+    "input",
+    "cache read",
+    "cache write",
+    "output",
+    "cost",
+    "unpriced"
+  ]
+  const lines: Array<ReadonlyArray<string>> = []
+  for (const provider of providers) {
+    lines.push(row(`${provider.id} (${provider.type})`, provider.usage))
+    for (const [model, usage] of Object.entries(provider.usage.byModel)) lines.push(row(`  ${model}`, usage))
+  }
+  lines.push(row("total", total))
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i]!.length)))
+  const render = (cells: ReadonlyArray<string>) =>
+    cells.map((cell, i) => i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)).join("  ").trimEnd()
+  const rule = widths.map((w) => "-".repeat(w)).join("  ")
+  return [render(header), rule, ...lines.slice(0, -1).map(render), rule, render(lines[lines.length - 1]!)].join("\n")
+}
+
+// -----------------------------------------------------------------------------
+// Constructors
+// -----------------------------------------------------------------------------
+
+interface Entry {
+  readonly id: string
+  readonly llm: LLM.Service
+}
+
+/**
+ * Options of the registry's constructors and layers.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  /** Run {@link checkConnectivity} while building, failing with a `ConnectivityError` if any provider fails it. */
+  readonly validateConnectivity?: boolean | undefined
+  /** The timeout of that check. Default 10 seconds. */
+  readonly connectivityTimeout?: Duration.DurationInput | undefined
+  /** Factories that replace or add to the built-in {@link factories}, by provider type. */
+  readonly factories?: Factories | undefined
+}
+
+const released = (id: string) =>
+  new LLMError.InvalidRequestError({
+    provider: id,
+    message: `${id}: this provider was released when its ProviderRegistry closed`
+  })
+
+/**
+ * Builds the registry: every provider of the config, once, in the current scope (and so released
+ * with it: a call still running on one of them then fails). Every provider that cannot be built is
+ * reported in one `ConfigError`.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make = (
+  config: ProvidersConfig.ProvidersConfig,
+  options?: Options
+): Effect.Effect<Service, ProvidersConfig.ConfigError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const table: Factories = { ...factories, ...options?.factories }
+    const providers = Object.values(config.providers)
+    const closed = yield* Deferred.make<void>()
+
+    const guard = (id: string, llm: LLM.Service): LLM.Service => {
+      const whenClosed = Effect.zipRight(Deferred.await(closed), Effect.fail(released(id)))
+      return {
+        ...llm,
+        complete: (request) =>
+          Effect.flatMap(
+            Deferred.isDone(closed),
+            (done) => done ? Effect.fail(released(id)) : Effect.raceFirst(llm.complete(request), whenClosed)
+          ),
+        stream: (request) =>
+          Stream.unwrap(Effect.map(
+            Deferred.isDone(closed),
+            (done) => done ? Stream.fail(released(id)) : Stream.interruptWhen(llm.stream(request), whenClosed)
+          ))
+      }
+    }
+
+    const build = (provider: ProvidersConfig.Provider): Effect.Effect<Entry, ReadonlyArray<string>, Scope.Scope> => {
+      const factory = table[provider.type]
+      if (factory === undefined) {
+        return Effect.fail([`providers.${provider.id}.type: no factory builds a provider of type ${provider.type}`])
+      }
+      return factory(provider).pipe(
+        Effect.map((llm) => ({ id: provider.id, llm: guard(provider.id, llm) })),
+        Effect.mapError((error) => error.problems)
+      )
+    }
+
+    const built = yield* Effect.forEach(providers, (provider) => Effect.either(build(provider)), {
+      concurrency: "unbounded"
+    })
+    const problems: Array<string> = built.flatMap((result) => Either.isLeft(result) ? result.left : [])
+    for (const agent of Object.values(config.agents)) {
+      if (!Object.hasOwn(config.providers, agent.provider)) {
+        problems.push(`agents.${agent.id}.provider: provider "${agent.provider}" is not defined`)
+      }
+    }
+    if (problems.length > 0) {
+      return yield* new ProvidersConfig.ConfigError({ path: config.source, problems })
+    }
+
+    const entries = yield* Ref.make<ReadonlyMap<string, Entry>>(
+      new Map(built.flatMap((result) => Either.isRight(result) ? [[result.right.id, result.right] as const] : []))
+    )
+    const agents = yield* Ref.make<ReadonlyMap<string, ProvidersConfig.Agent>>(
+      new Map(Object.values(config.agents).map((agent) => [agent.id, agent]))
+    )
+    // Added last, so it runs first: calls still running fail, and nothing is reachable any more.
+    yield* Effect.addFinalizer(() =>
+      Effect.all([Deferred.succeed(closed, undefined), Ref.set(entries, new Map()), Ref.set(agents, new Map())])
+    )
+
+    const all = Effect.map(Ref.get(entries), (map) => Array.from(map.values()))
+
+    const get = (id: string): Effect.Effect<LLM.Service, UnknownProviderError> =>
+      Effect.flatMap(Ref.get(entries), (map) => {
+        const entry = map.get(id)
+        return entry === undefined
+          ? Effect.fail(new UnknownProviderError({ id, known: Array.from(map.keys()) }))
+          : Effect.succeed(entry.llm)
+      })
+
+    const getForAgent = (agentId: string): Effect.Effect<LLM.Service, UnknownAgentError> =>
+      Effect.flatMap(Ref.get(agents), (map) => {
+        const agent = map.get(agentId)
+        if (agent === undefined) {
+          return Effect.fail(new UnknownAgentError({ id: agentId, known: Array.from(map.keys()) }))
+        }
+        return get(agent.provider).pipe(
+          Effect.map(withDefaults(agent)),
+          Effect.orDieWith((error) => new Error(`agent ${agentId}: ${error.message}`))
+        )
+      })
+
+    const usageSummary: Effect.Effect<Summary> = Effect.gen(function*() {
+      const list = yield* all
+      const summaries: Array<ProviderSummary> = []
+      for (const { id, llm } of list) {
+        summaries.push({ id, type: llm.providerType, defaultModel: llm.defaultModel, usage: yield* llm.usage })
+      }
+      const total = summaries.reduce((acc, s) => Usage.combine(acc, s.usage), Usage.empty)
+      const models = summaries.flatMap((s) =>
+        Object.entries(s.usage.byModel).map(([model, usage]): ModelSummary => ({ ...usage, provider: s.id, model }))
+      )
+      return { providers: summaries, models, total, table: renderTable(summaries, total) }
+    })
+
+    const checkConnectivity = (connectivity?: ConnectivityOptions) =>
+      Effect.flatMap(all, (list) => {
+        const timeout = Duration.decode(connectivity?.timeout ?? Duration.seconds(10))
+        return Effect.forEach(list, ({ id, llm }) =>
+          llm.complete({ messages: [Message.user("ping")], maxTokens: 1 }).pipe(
+            Effect.timeoutFail({
+              duration: timeout,
+              onTimeout: () =>
+                new LLMError.TimeoutError({
+                  provider: id,
+                  message: `${id}: no answer to the connectivity check within ${Duration.format(timeout)}`,
+                  timeout
+                })
+            }),
+            Effect.either,
+            Effect.timed,
+            Effect.map(([elapsed, result]): ConnectivityResult => {
+              const latencyMs = Math.round(Duration.toMillis(elapsed))
+              return Either.isRight(result)
+                ? { id, ok: true, latencyMs }
+                : { id, ok: false, error: result.left, latencyMs }
+            })
+          ), { concurrency: "unbounded" })
+      })
+
+    return {
+      get,
+      getForAgent,
+      register: (id, llm) => Ref.update(entries, (map) => new Map(map).set(id, { id, llm })),
+      list: Effect.map(
+        all,
+        (list) => list.map(({ id, llm }) => ({ id, type: llm.providerType, defaultModel: llm.defaultModel }))
+      ),
+      agents: Effect.map(Ref.get(agents), (map) => Array.from(map.keys())),
+      totalUsage: Effect.flatMap(
+        all,
+        (list) =>
+          Effect.reduce(list, Usage.empty, (acc, { llm }) => Effect.map(llm.usage, (u) => Usage.combine(acc, u)))
+      ),
+      usageSummary,
+      resetAllUsage: Effect.flatMap(
+        all,
+        (list) => Effect.forEach(list, ({ llm }) => llm.resetUsage, { discard: true })
+      ),
+      checkConnectivity
+    } satisfies Service
+  })
+
+const validated = (service: Service, options?: Options): Effect.Effect<Service, ConnectivityError> =>
+  options?.validateConnectivity !== true ? Effect.succeed(service) : service.checkConnectivity({
+    timeout: options.connectivityTimeout
+  }).pipe(
+    Effect.flatMap((results) => {
+      const failures = results.flatMap((r) => r.error === undefined ? [] : [{ id: r.id, error: r.error }])
+      return failures.length === 0
+        ? Effect.succeed(service)
+        : Effect.fail(new ConnectivityError({ failures, checked: results.length }))
+    })
+  )
+
+// -----------------------------------------------------------------------------
+// Layers
+// -----------------------------------------------------------------------------
+
+/**
+ * The registry of a loaded config. With `validateConnectivity` it asks every provider a 1-token
+ * question first and fails with a `ConnectivityError` listing every provider that did not answer.
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerFromConfig = (
+  config: ProvidersConfig.ProvidersConfig,
+  options?: Options
+): Layer.Layer<ProviderRegistry, ProvidersConfig.ConfigError | ConnectivityError> =>
+  Layer.scoped(ProviderRegistry, Effect.flatMap(make(config, options), (service) => validated(service, options)))
+
+/**
+ * The registry of a YAML file (see `ProvidersConfig.load`).
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerFromFile = (
+  path: string,
+  options?: Options
+): Layer.Layer<ProviderRegistry, ProvidersConfig.ConfigError | ConnectivityError, FileSystem.FileSystem> =>
+  Layer.scoped(
+    ProviderRegistry,
+    ProvidersConfig.load(path).pipe(
+      Effect.flatMap((config) => make(config, options)),
+      Effect.flatMap((service) => validated(service, options))
+    )
+  )
+
+/**
+ * The `LLM` of a registered provider, from the registry in context.
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const llm = (id: string): Layer.Layer<LLM.LLM, UnknownProviderError, ProviderRegistry> =>
+  Layer.effect(LLM.LLM, Effect.flatMap(ProviderRegistry, (registry) => registry.get(id)))
+
+/**
+ * The `LLM` of an agent (its provider with the agent's request defaults), from the registry in
+ * context.
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const agent = (agentId: string): Layer.Layer<LLM.LLM, UnknownAgentError, ProviderRegistry> =>
+  Layer.effect(LLM.LLM, Effect.flatMap(ProviderRegistry, (registry) => registry.getForAgent(agentId)))
+
+// -----------------------------------------------------------------------------
+// Accessors
+// -----------------------------------------------------------------------------
+
+/**
+ * The provider registered under `id`.
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const get = (id: string): Effect.Effect<LLM.Service, UnknownProviderError, ProviderRegistry> =>
+  Effect.flatMap(ProviderRegistry, (registry) => registry.get(id))
+
+/**
+ * An agent's `LLM`.
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const getForAgent = (agentId: string): Effect.Effect<LLM.Service, UnknownAgentError, ProviderRegistry> =>
+  Effect.flatMap(ProviderRegistry, (registry) => registry.getForAgent(agentId))
+
+/**
+ * Registers (or replaces) a provider built elsewhere.
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const register = (id: string, llm: LLM.Service): Effect.Effect<void, never, ProviderRegistry> =>
+  Effect.flatMap(ProviderRegistry, (registry) => registry.register(id, llm))
+
+/**
+ * The registered providers.
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const list: Effect.Effect<ReadonlyArray<ProviderInfo>, never, ProviderRegistry> = Effect.flatMap(
+  ProviderRegistry,
+  (registry) => registry.list
+)
+
+/**
+ * The ids of the configured agents.
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const agents: Effect.Effect<ReadonlyArray<string>, never, ProviderRegistry> = Effect.flatMap(
+  ProviderRegistry,
+  (registry) => registry.agents
+)
+
+/**
+ * The usage of every provider, summed.
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const totalUsage: Effect.Effect<Usage.TokenUsage, never, ProviderRegistry> = Effect.flatMap(
+  ProviderRegistry,
+  (registry) => registry.totalUsage
+)
+
+/**
+ * The usage of every provider and model, with a readable table.
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const usageSummary: Effect.Effect<Summary, never, ProviderRegistry> = Effect.flatMap(
+  ProviderRegistry,
+  (registry) => registry.usageSummary
+)
+
+/**
+ * Resets the usage of every provider.
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const resetAllUsage: Effect.Effect<void, never, ProviderRegistry> = Effect.flatMap(
+  ProviderRegistry,
+  (registry) => registry.resetAllUsage
+)
+
+/**
+ * Asks every provider a 1-token question in parallel and reports every result.
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const checkConnectivity = (
+  options?: ConnectivityOptions
+): Effect.Effect<ReadonlyArray<ConnectivityResult>, never, ProviderRegistry> =>
+  Effect.flatMap(ProviderRegistry, (registry) => registry.checkConnectivity(options))

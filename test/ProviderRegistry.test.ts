@@ -1,0 +1,604 @@
+import * as FileSystem from "@effect/platform/FileSystem"
+import { describe, expect, it, layer } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
+import * as Scope from "effect/Scope"
+import { inspect } from "node:util"
+import * as LLM from "../src/LLM.js"
+import * as Message from "../src/Message.js"
+import * as ProviderRegistry from "../src/ProviderRegistry.js"
+import * as LiteLLM from "../src/providers/LiteLLM.js"
+import * as ProvidersConfig from "../src/ProvidersConfig.js"
+import * as Response from "../src/Response.js"
+import * as FakeProviderServer from "../src/testing/FakeProviderServer.js"
+import * as MockLLM from "../src/testing/MockLLM.js"
+import * as Usage from "../src/Usage.js"
+
+const { Reply } = FakeProviderServer
+
+const ANTHROPIC_KEY = "sk-ant-SECRET-4b1d0c9e7a2f"
+const OPENAI_KEY = "sk-proj-SECRET-8c3e5f1a9b7d"
+const AZURE_KEY = "azure-SECRET-2e6a4c8b0d1f"
+
+const yaml = `
+providers:
+  claude_main:
+    type: anthropic
+    api_key: \${ANTHROPIC_API_KEY}
+    default_model: claude-sonnet-4-5
+    base_url: \${FAKE_URL}
+  openai_main:
+    api_key: \${OPENAI_API_KEY}
+    default_model: gpt-4o
+    base_url: \${FAKE_URL}/v1
+    organization: org-test
+  azure_gpt:
+    type: litellm
+    api_key: \${AZURE_API_KEY}
+    default_model: azure/gpt-4
+    base_url: \${FAKE_URL}
+    api_version: "2024-10-21"
+agents:
+  planner:
+    provider: claude_main
+    model: claude-opus-4-1
+    max_tokens: 2048
+    temperature: 0.2
+    system: You plan work in small steps.
+  coder:
+    provider: openai_main
+    model: gpt-4o-mini
+    max_tokens: 512
+    system: You write TypeScript.
+`
+
+const envFor = (server: FakeProviderServer.Service) =>
+  ConfigProvider.fromMap(
+    new Map([
+      ["ANTHROPIC_API_KEY", ANTHROPIC_KEY],
+      ["OPENAI_API_KEY", OPENAI_KEY],
+      ["AZURE_API_KEY", AZURE_KEY],
+      ["FAKE_URL", server.url]
+    ])
+  )
+
+const configFor = (server: FakeProviderServer.Service, text = yaml) =>
+  ProvidersConfig.parse(text, "test/providers.yaml").pipe(Effect.withConfigProvider(envFor(server)))
+
+/** Runs `effect` with a registry of `text` on the shared fake server, the environment supplied by a map. */
+const withRegistry = <A, E>(
+  effect: (server: FakeProviderServer.Service) => Effect.Effect<A, E, ProviderRegistry.ProviderRegistry>,
+  options?: ProviderRegistry.Options & { readonly text?: string }
+) =>
+  Effect.gen(function*() {
+    const server = yield* FakeProviderServer.FakeProviderServer
+    yield* server.reset
+    const config = yield* configFor(server, options?.text)
+    return yield* effect(server).pipe(
+      Effect.provide(ProviderRegistry.layerFromConfig(config, options)),
+      Effect.withConfigProvider(envFor(server))
+    )
+  })
+
+const ask = (text: string, extra: Partial<LLM.CompletionRequest> = {}): LLM.CompletionRequest => ({
+  messages: [Message.user(text)],
+  ...extra
+})
+
+/** A real pause, letting I/O progress while a test polls (TestClock freezes Effect's own sleeps). */
+const realPause = (millis: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, millis)))
+
+const pollUntil = (check: Effect.Effect<boolean>, millis = 3_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + millis
+    while (!(yield* check) && Date.now() < deadline) yield* realPause(5)
+  })
+
+const hasSecret = (u: unknown): boolean =>
+  [inspect(u, { depth: null }), String(u), JSON.stringify(u) ?? ""].some((text) => text.includes("SECRET"))
+
+layer(FakeProviderServer.layer())("ProviderRegistry against FakeProviderServer", (it) => {
+  describe("providers and agents", () => {
+    it.scoped("each provider answers through the fake server, with its own wire and auth", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          expect(yield* ProviderRegistry.list).toEqual([
+            { id: "claude_main", type: "anthropic", defaultModel: "claude-sonnet-4-5" },
+            { id: "openai_main", type: "openai", defaultModel: "gpt-4o" },
+            { id: "azure_gpt", type: "litellm", defaultModel: "azure/gpt-4" }
+          ])
+          for (const id of ["claude_main", "openai_main", "azure_gpt"]) {
+            yield* server.enqueue(Reply.scripted({ text: `hello from ${id}` }))
+            const llm = yield* ProviderRegistry.get(id)
+            const reply = yield* llm.complete(ask("Hi"))
+            expect(reply.content).toBe(`hello from ${id}`)
+            expect(reply.providerId).toBe(id)
+          }
+          const [claude, openai, azure] = yield* server.requests
+          expect(claude!.path).toBe("/v1/messages")
+          expect(Object.values(claude!.headers).some((value) => value.includes(ANTHROPIC_KEY))).toBe(true)
+          expect(claude!.body).toMatchObject({ model: "claude-sonnet-4-5" })
+          expect(openai).toMatchObject({
+            path: "/v1/chat/completions",
+            headers: { authorization: `Bearer ${OPENAI_KEY}`, "openai-organization": "org-test" }
+          })
+          expect(openai!.body).toMatchObject({ model: "gpt-4o" })
+          expect(azure).toMatchObject({
+            path: "/openai/deployments/gpt-4/chat/completions",
+            query: { "api-version": "2024-10-21" },
+            headers: { "api-key": AZURE_KEY }
+          })
+        })
+      ))
+
+    it.scoped("an agent's model, max_tokens, temperature and system reach the wire; a request's own win", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          expect(yield* ProviderRegistry.agents).toEqual([
+            "planner",
+            "coder"
+          ])
+          const planner = yield* ProviderRegistry.getForAgent("planner")
+          const coder = yield* ProviderRegistry.getForAgent("coder")
+          expect(planner).toMatchObject({ providerId: "claude_main", providerType: "anthropic" })
+          expect(planner.defaultModel).toBe("claude-opus-4-1")
+          expect(coder).toMatchObject({ providerId: "openai_main", defaultModel: "gpt-4o-mini" })
+
+          const fromPlanner = yield* planner.complete(ask("Plan a trip"))
+          yield* Response.collect(coder.stream(ask("Write a function")))
+          yield* planner.complete(ask("Quick", { maxTokens: 10, system: "Be terse.", model: "claude-haiku-4-5" }))
+          expect(fromPlanner.providerId).toBe("claude_main")
+
+          const [first, second, third] = yield* server.requests
+          expect(first!.body).toMatchObject({
+            model: "claude-opus-4-1",
+            max_tokens: 2048,
+            temperature: 0.2,
+            system: "You plan work in small steps."
+          })
+          expect(second!.body).toMatchObject({
+            model: "gpt-4o-mini",
+            max_completion_tokens: 512,
+            stream: true,
+            messages: [{ role: "system", content: "You write TypeScript." }, {
+              role: "user",
+              content: "Write a function"
+            }]
+          })
+          expect(third!.body).toMatchObject({
+            model: "claude-haiku-4-5",
+            max_tokens: 10,
+            temperature: 0.2,
+            system: "Be terse."
+          })
+
+          // The usage goes to the provider
+          const claude = yield* ProviderRegistry.get("claude_main")
+          const usage = yield* claude.usage
+          expect(usage.calls).toBe(2)
+          expect(Object.keys(usage.byModel).sort()).toEqual(["claude-haiku-4-5", "claude-opus-4-1"])
+          expect(yield* planner.usage).toEqual(usage)
+        })
+      ))
+
+    it.scoped("ProviderRegistry.llm and .agent let a program written against LLM run unchanged", () =>
+      withRegistry(() =>
+        Effect.gen(function*() {
+          const program = Effect.gen(function*() {
+            const llm = yield* LLM.LLM
+            const reply = yield* LLM.complete({ messages: [Message.user("Say hi")] })
+            const streamed = yield* Response.collect(LLM.stream({ messages: [Message.user("Say hi")] }))
+            return { providerId: llm.providerId, content: reply.content, streamed: streamed.content }
+          })
+          const results = []
+          for (const id of ["claude_main", "openai_main", "azure_gpt"]) {
+            results.push(yield* program.pipe(Effect.provide(ProviderRegistry.llm(id))))
+          }
+          for (const id of ["planner", "coder"]) {
+            results.push(yield* program.pipe(Effect.provide(ProviderRegistry.agent(id))))
+          }
+          const answer = "Hello from FakeProviderServer"
+          expect(results).toEqual([
+            { providerId: "claude_main", content: answer, streamed: answer },
+            { providerId: "openai_main", content: answer, streamed: answer },
+            { providerId: "azure_gpt", content: answer, streamed: answer },
+            { providerId: "claude_main", content: answer, streamed: answer },
+            { providerId: "openai_main", content: answer, streamed: answer }
+          ])
+        })
+      ))
+
+    it.scoped("an unknown provider or agent lists the known ones", () =>
+      withRegistry(() =>
+        Effect.gen(function*() {
+          const provider = yield* Effect.flip(ProviderRegistry.get("claude"))
+          expect(provider).toBeInstanceOf(ProviderRegistry.UnknownProviderError)
+          expect(provider.message).toBe(
+            "unknown provider \"claude\"; known providers: claude_main, openai_main, azure_gpt"
+          )
+          const agent = yield* Effect.flip(ProviderRegistry.getForAgent("reviewer"))
+          expect(agent).toMatchObject({ _tag: "UnknownAgentError", id: "reviewer", known: ["planner", "coder"] })
+          expect(agent.message).toBe("unknown agent \"reviewer\"; known agents: planner, coder")
+          const fromLayer = yield* Effect.flip(LLM.usage.pipe(Effect.provide(ProviderRegistry.llm("nope"))))
+          expect(fromLayer._tag).toBe("UnknownProviderError")
+          const fromAgent = yield* Effect.flip(LLM.usage.pipe(Effect.provide(ProviderRegistry.agent("nope"))))
+          expect(fromAgent._tag).toBe("UnknownAgentError")
+        })
+      ))
+
+    it.scoped("register adds a provider built elsewhere", () =>
+      withRegistry(() =>
+        Effect.gen(function*() {
+          const mock = yield* MockLLM.make([MockLLM.text("mocked", { usage: { inputTokens: 3, outputTokens: 2 } })], {
+            providerId: "mock"
+          })
+          yield* ProviderRegistry.register("mock", mock)
+          expect((yield* ProviderRegistry.list).map((p) => [p.id, p.type])).toEqual([
+            ["claude_main", "anthropic"],
+            ["openai_main", "openai"],
+            ["azure_gpt", "litellm"],
+            ["mock", "mock"]
+          ])
+          const reply = yield* LLM.complete(ask("x")).pipe(Effect.provide(ProviderRegistry.llm("mock")))
+          expect(reply.content).toBe("mocked")
+          const total = yield* ProviderRegistry.totalUsage
+          expect(total).toMatchObject({ calls: 1, inputTokens: 3, outputTokens: 2, unpricedCalls: 1 })
+        })
+      ))
+  })
+
+  describe("usage", () => {
+    it.scoped("totalUsage is the sum of the providers' usage after concurrent calls on several providers", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          yield* server.setHandler(() =>
+            Reply.scripted({ text: "ok", usage: { inputTokens: 100, outputTokens: 20, cacheReadTokens: 40 } })
+          )
+          const registry = yield* ProviderRegistry.ProviderRegistry
+          const calls: Array<Effect.Effect<unknown, unknown>> = []
+          const on = (llm: LLM.Service, times: number) => {
+            for (let i = 0; i < times; i++) {
+              calls.push(i % 2 === 0 ? llm.complete(ask(`call ${i}`)) : Response.collect(llm.stream(ask(`call ${i}`))))
+            }
+          }
+          on(yield* registry.get("claude_main"), 4)
+          on(yield* registry.get("openai_main"), 3)
+          on(yield* registry.get("azure_gpt"), 3)
+          on(yield* registry.getForAgent("planner"), 2)
+          on(yield* registry.getForAgent("coder"), 2)
+          yield* Effect.all(calls, { concurrency: "unbounded", discard: true })
+
+          const each = yield* Effect.forEach(
+            ["claude_main", "openai_main", "azure_gpt"],
+            (id) => Effect.flatMap(registry.get(id), (llm) => llm.usage)
+          )
+          expect(each.map((u) => u.calls)).toEqual([6, 5, 3])
+          const total = yield* registry.totalUsage
+          expect(total).toEqual(each.reduce(Usage.combine, Usage.empty))
+          expect(total).toMatchObject({
+            calls: 14,
+            failures: 0,
+            inputTokens: 1400,
+            outputTokens: 280,
+            cacheReadTokens: 560,
+            unpricedCalls: 0
+          })
+          expect(total.costUsd).toBeCloseTo(each.reduce((sum, u) => sum + u.costUsd, 0), 12)
+          expect(total.costUsd).toBeGreaterThan(0)
+
+          const summary = yield* registry.usageSummary
+          expect(summary.total).toEqual(total)
+          expect(summary.providers.map((p) => [p.id, p.usage.calls])).toEqual([
+            ["claude_main", 6],
+            ["openai_main", 5],
+            ["azure_gpt", 3]
+          ])
+          expect(summary.models.map((m) => `${m.provider} ${m.model} ${m.calls}`).sort()).toEqual([
+            "azure_gpt azure/gpt-4 3",
+            "claude_main claude-opus-4-1 2",
+            "claude_main claude-sonnet-4-5 4",
+            "openai_main gpt-4o 3",
+            "openai_main gpt-4o-mini 2"
+          ])
+
+          yield* registry.resetAllUsage
+          expect(yield* registry.totalUsage).toEqual(Usage.empty)
+        })
+      ))
+
+    it.scoped("usageSummary: per provider and per model, with a readable table", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          yield* server.enqueue(
+            Reply.scripted({ text: "a", usage: { inputTokens: 1000, outputTokens: 100, cacheReadTokens: 200 } }),
+            Reply.scripted({ text: "b", usage: { inputTokens: 500, outputTokens: 50, cacheWriteTokens: 100 } }),
+            Reply.scripted({ text: "c", usage: { inputTokens: 10, outputTokens: 5 } }),
+            Reply.openaiError(500, { message: "The server had an error", type: "server_error" })
+          )
+          const claude = yield* ProviderRegistry.get("claude_main")
+          const openai = yield* ProviderRegistry.get("openai_main")
+          yield* claude.complete(ask("1"))
+          yield* claude.complete(ask("2", { model: "claude-opus-4-1" }))
+          yield* openai.complete(ask("3", { model: "my-finetune" }))
+          yield* Effect.flip(openai.complete(ask("4")))
+          const summary = yield* ProviderRegistry.usageSummary
+          expect(summary.providers.map((p) => p.usage.costUsd)).toEqual([
+            expect.closeTo((800 * 3 + 200 * 0.3 + 100 * 15) / 1e6 + (400 * 15 + 100 * 18.75 + 50 * 75) / 1e6, 12),
+            0,
+            0
+          ])
+          expect(summary.models).toContainEqual(
+            expect.objectContaining({ provider: "openai_main", model: "my-finetune", calls: 1, unpricedCalls: 1 })
+          )
+          expect(summary.table).toBe(
+            [
+              "provider / model         calls  failures  input  cache read  cache write  output       cost  unpriced",
+              "-----------------------  -----  --------  -----  ----------  -----------  ------  ---------  --------",
+              "claude_main (anthropic)      2         0   1500         200          100     150  $0.015585         0",
+              "  claude-sonnet-4-5          1         0   1000         200            0     100  $0.003960         0",
+              "  claude-opus-4-1            1         0    500           0          100      50  $0.011625         0",
+              "openai_main (openai)         2         1     10           0            0       5  $0.000000         1",
+              "  my-finetune                1         0     10           0            0       5  $0.000000         1",
+              "  gpt-4o                     1         1      0           0            0       0  $0.000000         0",
+              "azure_gpt (litellm)          0         0      0           0            0       0  $0.000000         0",
+              "-----------------------  -----  --------  -----  ----------  -----------  ------  ---------  --------",
+              "total                        4         1   1510         200          100     155  $0.015585         1"
+            ].join("\n")
+          )
+        })
+      ))
+  })
+
+  describe("configuration problems found while building", () => {
+    it.scoped("a litellm model with no known prefix and no base_url, a type with no factory", () =>
+      Effect.gen(function*() {
+        const server = yield* FakeProviderServer.FakeProviderServer
+        const config = yield* configFor(
+          server,
+          `
+providers:
+  claude_main: { api_key: k, default_model: claude-sonnet-4-5 }
+  odd: { type: litellm, default_model: nowhere/model-1 }
+  openai_main: { api_key: k, default_model: gpt-4o }
+`
+        )
+        const error = yield* Effect.flip(
+          Layer.build(ProviderRegistry.layerFromConfig(config, { factories: { openai: undefined } }))
+        )
+        expect(error).toBeInstanceOf(ProvidersConfig.ConfigError)
+        expect(error.message).toBe(
+          "Invalid provider configuration in test/providers.yaml (2 problems):\n" +
+            "  - providers.odd.default_model: \"nowhere/model-1\" names no known LiteLLM provider prefix (" +
+            Object.keys(LiteLLM.routes).map((p) => `${p}/`).join(", ") +
+            "); set base_url to send a bare model name to any OpenAI-compatible server\n" +
+            "  - providers.openai_main.type: no factory builds a provider of type openai"
+        )
+      }))
+
+    it.scoped("layerFromFile reads the file through FileSystem", () =>
+      Effect.gen(function*() {
+        const server = yield* FakeProviderServer.FakeProviderServer
+        yield* server.reset
+        const files = FileSystem.layerNoop({
+          readFileString: (path) =>
+            path === "providers.yaml"
+              ? Effect.succeed(yaml)
+              : Effect.succeed("providers:\n  a: { default_model: gpt-4o, max_tokens: lots, api_key: k }\n")
+        })
+        const names = yield* ProviderRegistry.list.pipe(
+          Effect.provide(ProviderRegistry.layerFromFile("providers.yaml").pipe(Layer.provide(files))),
+          Effect.map((list) => list.map((p) => p.id))
+        )
+        expect(names).toEqual(["claude_main", "openai_main", "azure_gpt"])
+        const error = yield* Effect.flip(
+          Layer.build(ProviderRegistry.layerFromFile("bad.yaml").pipe(Layer.provide(files)))
+        )
+        expect(error.message).toBe(
+          "Invalid provider configuration in bad.yaml (1 problem):\n" +
+            "  - providers.a.max_tokens: expected a positive integer, got \"lots\""
+        )
+      }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(
+        new Map([
+          ["ANTHROPIC_API_KEY", ANTHROPIC_KEY],
+          ["OPENAI_API_KEY", OPENAI_KEY],
+          ["AZURE_API_KEY", AZURE_KEY],
+          ["FAKE_URL", "http://127.0.0.1:9"]
+        ])
+      ))))
+  })
+
+  describe("secrets", () => {
+    it.scoped("a recognisable key never shows in a summary, a list, an error or inspect output", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          yield* server.enqueue(
+            Reply.scripted({ text: "a" }),
+            Reply.anthropicError(401, "authentication_error", `invalid x-api-key ${ANTHROPIC_KEY}`)
+          )
+          const claude = yield* ProviderRegistry.get("claude_main")
+          yield* claude.complete(ask("x"))
+          const error = yield* Effect.flip(claude.complete(ask("y")))
+          expect(error._tag).toBe("AuthenticationError")
+          const summary = yield* ProviderRegistry.usageSummary
+          const config = yield* configFor(server)
+          for (const value of [summary, summary.table, yield* ProviderRegistry.list, error, config, claude]) {
+            expect(hasSecret(value)).toBe(false)
+          }
+        })
+      ))
+  })
+})
+
+describe("ProviderRegistry", () => {
+  describe("connectivity (real time)", () => {
+    const faults = (server: FakeProviderServer.Service) =>
+      server.setHandler((request) =>
+        request.path === "/v1/messages"
+          ? Reply.delayed(300, Reply.scripted({ text: "pong" }))
+          : request.path.includes("/deployments/")
+          ? Reply.hang
+          : Reply.openaiError(401, {
+            // As OpenAI does, the reply repeats (part of) the key it refused
+            message: `Incorrect API key provided: ${OPENAI_KEY}.`,
+            type: "invalid_request_error",
+            code: "invalid_api_key"
+          })
+      )
+
+    it.live("checkConnectivity asks every provider a 1-token question in parallel and reports every result", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          yield* faults(server)
+          const started = Date.now()
+          const results = yield* ProviderRegistry.checkConnectivity({ timeout: "600 millis" })
+          const elapsed = Date.now() - started
+          expect(elapsed).toBeLessThan(880) // 300 ms + 600 ms if it were sequential
+          expect(results.map((r) => [r.id, r.ok, r.error?._tag])).toEqual([
+            ["claude_main", true, undefined],
+            ["openai_main", false, "AuthenticationError"],
+            ["azure_gpt", false, "TimeoutError"]
+          ])
+          expect(results[0]!.latencyMs).toBeGreaterThanOrEqual(290)
+          expect(results[2]!.error!.message).toBe("azure_gpt: no answer to the connectivity check within 600ms")
+          for (const request of yield* server.requests) {
+            const body = request.body as any
+            expect(body.max_tokens ?? body.max_completion_tokens).toBe(1)
+            expect(JSON.stringify(body.messages)).toContain("ping")
+          }
+          expect(hasSecret(results)).toBe(false)
+        })
+      ).pipe(Effect.provide(FakeProviderServer.layer())))
+
+    it.live("validateConnectivity fails the layer with every failed provider, its error tag and message", () =>
+      Effect.gen(function*() {
+        const server = yield* FakeProviderServer.FakeProviderServer
+        yield* server.reset
+        yield* faults(server)
+        const config = yield* configFor(server)
+        const error = yield* Effect.flip(
+          Layer.build(
+            ProviderRegistry.layerFromConfig(config, { validateConnectivity: true, connectivityTimeout: "400 millis" })
+          ).pipe(Effect.withConfigProvider(envFor(server)))
+        )
+        expect(error).toBeInstanceOf(ProviderRegistry.ConnectivityError)
+        if (error._tag !== "ConnectivityError") return
+        expect(error.failures.map((f) => [f.id, f.error._tag])).toEqual([
+          ["openai_main", "AuthenticationError"],
+          ["azure_gpt", "TimeoutError"]
+        ])
+        expect(error.message).toBe(
+          "2 of 3 providers failed the connectivity check:\n" +
+            "  - openai_main: AuthenticationError: HTTP 401 invalid_api_key: Incorrect API key provided: <redacted>.\n" +
+            "  - azure_gpt: TimeoutError: no answer to the connectivity check within 400ms"
+        )
+        expect(error.failures[0]!.error.message).toContain("Incorrect API key provided")
+        expect(hasSecret(error)).toBe(false)
+
+        // All answer: the layer builds
+        yield* server.reset
+        const ok = yield* ProviderRegistry.list.pipe(
+          Effect.provide(ProviderRegistry.layerFromConfig(config, { validateConnectivity: true })),
+          Effect.withConfigProvider(envFor(server))
+        )
+        expect(ok).toHaveLength(3)
+      }).pipe(Effect.scoped, Effect.provide(FakeProviderServer.layer())))
+  })
+})
+
+describe("ProviderRegistry lifetime", () => {
+  it.scoped("closing the registry's scope releases every provider: finalizers run, calls in flight end, no socket stays open", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.make()
+      const config = yield* configFor(server)
+      const released = yield* Ref.make<ReadonlyArray<string>>([])
+      // The built-in factories, each provider also registering a finalizer in the scope it is built in
+      const counting: ProviderRegistry.Factories = Object.fromEntries(
+        Object.entries(ProviderRegistry.factories).map(([type, factory]) => [
+          type,
+          (provider: ProvidersConfig.Provider) =>
+            Effect.tap(
+              factory!(provider),
+              () => Effect.addFinalizer(() => Ref.update(released, (ids) => [...ids, provider.id]))
+            )
+        ])
+      )
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        ProviderRegistry.layerFromConfig(config, { factories: counting }),
+        scope
+      ).pipe(Effect.withConfigProvider(envFor(server)))
+      const registry = Context.get(context, ProviderRegistry.ProviderRegistry)
+
+      yield* server.enqueue(Reply.hang, Reply.hang, Reply.hang)
+      const claude = yield* registry.get("claude_main")
+      const openai = yield* registry.get("openai_main")
+      const azure = yield* registry.get("azure_gpt")
+      const calls = yield* Effect.forEach(
+        [claude.complete(ask("x")), Response.collect(openai.stream(ask("x"))), azure.complete(ask("x"))],
+        (call) => Effect.fork(Effect.flip(call))
+      )
+      yield* pollUntil(Effect.map(server.requests, (requests) => requests.length === 3))
+      expect(yield* server.openConnections).toBe(3)
+      expect(yield* Ref.get(released)).toEqual([])
+
+      yield* Scope.close(scope, Exit.void)
+
+      expect([...(yield* Ref.get(released))].sort()).toEqual(["azure_gpt", "claude_main", "openai_main"])
+      const errors = yield* Effect.forEach(calls, Fiber.join)
+      expect(errors.map((e) => [e._tag, e.message])).toEqual(
+        ["claude_main", "openai_main", "azure_gpt"].map((id) => [
+          "InvalidRequestError",
+          `${id}: this provider was released when its ProviderRegistry closed`
+        ])
+      )
+      // The three requests were cut: the server saw each client go away before it answered
+      yield* server.awaitAborted(3)
+      expect(yield* server.abortedResponses).toBe(3)
+      // Node's fetch (undici) may open a fresh idle keep-alive socket after an aborted one, and
+      // closes it itself after its keep-alive timeout (about 4 s): no socket stays open.
+      yield* pollUntil(Effect.map(server.openConnections, (n) => n === 0), 8_000)
+      expect(yield* server.openConnections).toBe(0)
+
+      // What was released is no longer reachable
+      expect((yield* Effect.flip(claude.complete(ask("again")))).message).toBe(
+        "claude_main: this provider was released when its ProviderRegistry closed"
+      )
+      expect((yield* Effect.flip(registry.get("claude_main"))).message).toBe(
+        "unknown provider \"claude_main\"; no providers are registered"
+      )
+      expect((yield* Effect.flip(registry.getForAgent("planner"))).message).toBe(
+        "unknown agent \"planner\"; no agents are registered"
+      )
+      expect(yield* registry.totalUsage).toEqual(Usage.empty)
+      expect(yield* server.requests).toHaveLength(3)
+    }))
+
+  it.scoped("a provider is built once, however often it is asked for", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.make()
+      const config = yield* configFor(server)
+      const built = yield* Ref.make(0)
+      const factories: ProviderRegistry.Factories = Object.fromEntries(
+        Object.entries(ProviderRegistry.factories).map(([type, factory]) => [
+          type,
+          (provider: ProvidersConfig.Provider) => Effect.zipRight(Ref.update(built, (n) => n + 1), factory!(provider))
+        ])
+      )
+      yield* Effect.gen(function*() {
+        for (let i = 0; i < 3; i++) {
+          yield* ProviderRegistry.get("claude_main")
+          yield* ProviderRegistry.getForAgent("planner")
+          yield* LLM.LLM.pipe(Effect.provide(ProviderRegistry.llm("openai_main")))
+        }
+      }).pipe(
+        Effect.provide(ProviderRegistry.layerFromConfig(config, { factories })),
+        Effect.withConfigProvider(envFor(server))
+      )
+      expect(yield* Ref.get(built)).toBe(3)
+    }))
+})

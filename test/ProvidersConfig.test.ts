@@ -1,0 +1,424 @@
+import { NodeFileSystem } from "@effect/platform-node"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { describe, expect, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { inspect } from "node:util"
+import * as ProvidersConfig from "../src/ProvidersConfig.js"
+
+const SECRET = "sk-ant-SECRET-7f3a9c2e51d04b8e"
+const OPENAI_SECRET = "sk-proj-SECRET-93be41c07a2d"
+
+const env = (vars: Record<string, string>) => ConfigProvider.fromMap(new Map(Object.entries(vars)))
+
+const parse = (text: string, vars: Record<string, string> = {}, source = "test/providers.yaml") =>
+  ProvidersConfig.parse(text, source).pipe(Effect.withConfigProvider(env(vars)))
+
+const problems = (text: string, vars: Record<string, string> = {}, source = "test/providers.yaml") =>
+  Effect.map(Effect.flip(parse(text, vars, source)), (error) => error.problems)
+
+const full = `
+providers:
+  claude_main:
+    type: anthropic
+    api_key: \${ANTHROPIC_API_KEY}
+    default_model: claude-sonnet-4-5
+    max_tokens: 8192
+    timeout: 30 seconds
+    pricing:
+      claude-sonnet-4-5: { input: 3, output: 15, cache_read: 0.3 }
+  openai_main:
+    api_key: \${OPENAI_API_KEY}
+    default_model: gpt-4o
+    base_url: \${OPENAI_BASE_URL:-https://api.openai.com/v1}
+    organization: org-123
+    project: proj-456
+    timeout: 90
+  azure_gpt:
+    type: litellm
+    api_key: \${AZURE_API_KEY}
+    default_model: azure/gpt-4
+    base_url: https://myorg.openai.azure.com
+    api_version: "2024-10-21"
+    headers:
+      x-team: \${TEAM:-platform}
+agents:
+  planner:
+    provider: claude_main
+    model: claude-opus-4-1
+    max_tokens: 4096
+    temperature: 0.2
+    system: |
+      You plan work in small steps.
+  coder: { provider: openai_main, model: gpt-4o-mini }
+`
+
+const fullEnv = { ANTHROPIC_API_KEY: SECRET, OPENAI_API_KEY: OPENAI_SECRET, AZURE_API_KEY: "azure-key-123" }
+
+describe("ProvidersConfig", () => {
+  describe("loading", () => {
+    it.effect("a config with anthropic, openai and litellm providers and two agents", () =>
+      Effect.gen(function*() {
+        const config = yield* parse(full, fullEnv)
+        expect(config.source).toBe("test/providers.yaml")
+        expect(Object.keys(config.providers)).toEqual(["claude_main", "openai_main", "azure_gpt"])
+        const { azure_gpt, claude_main, openai_main } = config.providers
+        expect(claude_main).toMatchObject({
+          id: "claude_main",
+          type: "anthropic",
+          defaultModel: "claude-sonnet-4-5",
+          maxTokens: 8192,
+          pricing: { "claude-sonnet-4-5": { input: 3, output: 15, cacheRead: 0.3 } }
+        })
+        expect(Duration.toMillis(claude_main!.timeout!)).toBe(30_000)
+        expect(Redacted.isRedacted(claude_main!.apiKey)).toBe(true)
+        expect(Redacted.value(claude_main!.apiKey!)).toBe(SECRET)
+        expect(openai_main).toMatchObject({
+          id: "openai_main",
+          type: "openai",
+          defaultModel: "gpt-4o",
+          baseUrl: "https://api.openai.com/v1",
+          organization: "org-123",
+          project: "proj-456"
+        })
+        expect(Duration.toMillis(openai_main!.timeout!)).toBe(90_000)
+        expect(azure_gpt).toMatchObject({ type: "litellm", defaultModel: "azure/gpt-4", apiVersion: "2024-10-21" })
+        expect(Redacted.value(azure_gpt!.headers!["x-team"]!)).toBe("platform")
+        expect(config.agents).toEqual({
+          planner: {
+            id: "planner",
+            provider: "claude_main",
+            model: "claude-opus-4-1",
+            maxTokens: 4096,
+            temperature: 0.2,
+            system: "You plan work in small steps.\n"
+          },
+          coder: { id: "coder", provider: "openai_main", model: "gpt-4o-mini" }
+        })
+      }))
+
+    it.effect("agents may be absent or empty", () =>
+      Effect.gen(function*() {
+        const none = yield* parse("providers:\n  o: { api_key: k, default_model: gpt-4o }\n")
+        const empty = yield* parse("providers:\n  o: { api_key: k, default_model: gpt-4o }\nagents:\n")
+        expect(none.agents).toEqual({})
+        expect(empty.agents).toEqual({})
+      }))
+
+    it.effect("load reads the file through FileSystem", () =>
+      Effect.gen(function*() {
+        const config = yield* ProvidersConfig.load("examples/providers.yaml").pipe(
+          Effect.withConfigProvider(env({ ANTHROPIC_API_KEY: "a", OPENAI_API_KEY: "b" }))
+        )
+        expect(Object.keys(config.providers)).toEqual(["claude_main", "openai_main"])
+        expect(config.providers.claude_main!.baseUrl).toBe("https://api.anthropic.com")
+        expect(config.providers.openai_main!.type).toBe("openai")
+        expect(Object.keys(config.agents)).toEqual(["claude_assistant", "openai_assistant"])
+      }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+    it.effect("a file that does not exist", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(ProvidersConfig.load("examples/missing.yaml"))
+        expect(error.path).toBe("examples/missing.yaml")
+        expect(error.message).toBe(
+          "Invalid provider configuration in examples/missing.yaml (1 problem):\n" +
+            "  - examples/missing.yaml: cannot read the file: it does not exist"
+        )
+      }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+    it("the Schema decodes the snake_case file into camelCase settings", () => {
+      const settings = Schema.decodeUnknownSync(ProvidersConfig.ProviderSchema)({
+        api_key: "k",
+        default_model: "gpt-4o",
+        max_tokens: "512",
+        base_url: "http://localhost:4000/v1",
+        timeout: "2 minutes"
+      })
+      expect(settings.defaultModel).toBe("gpt-4o")
+      expect(settings.maxTokens).toBe(512)
+      expect(settings.baseUrl).toBe("http://localhost:4000/v1")
+      expect(Duration.toMinutes(settings.timeout!)).toBe(2)
+      expect(Redacted.value(settings.apiKey!)).toBe("k")
+    })
+  })
+
+  describe("type inference", () => {
+    it("from the default model", () => {
+      const cases: ReadonlyArray<readonly [string, ProvidersConfig.ProviderType | undefined]> = [
+        ["claude-sonnet-4-5", "anthropic"],
+        ["claude-3-5-haiku-20241022", "anthropic"],
+        ["gpt-4o", "openai"],
+        ["gpt-5-mini", "openai"],
+        ["chatgpt-4o-latest", "openai"],
+        ["o1", "openai"],
+        ["o3-mini", "openai"],
+        ["o4-mini", "openai"],
+        ["azure/gpt-4", "litellm"],
+        ["ollama/llama3", "litellm"],
+        ["groq/llama-3.3-70b-versatile", "litellm"],
+        ["llama3", undefined],
+        ["o5x", undefined],
+        ["mistral-large", undefined]
+      ]
+      for (const [model, type] of cases) {
+        expect([model, Option.getOrUndefined(ProvidersConfig.inferType(model))]).toEqual([model, type])
+      }
+    })
+
+    it.effect("a provider without type takes the inferred one", () =>
+      Effect.gen(function*() {
+        const config = yield* parse(`
+providers:
+  a: { api_key: k, default_model: claude-haiku-4-5 }
+  b: { api_key: k, default_model: o3 }
+  c: { default_model: ollama/llama3 }
+`)
+        expect(Object.values(config.providers).map((p) => p.type)).toEqual(["anthropic", "openai", "litellm"])
+      }))
+  })
+
+  describe("${VAR} substitution", () => {
+    it.effect("reads variables through the ConfigProvider, with defaults, inside text and as numbers", () =>
+      Effect.gen(function*() {
+        const config = yield* parse(
+          `
+providers:
+  a:
+    api_key: "\${KEY_PREFIX}-\${KEY_BODY}"
+    default_model: \${MODEL:-gpt-4o}
+    max_tokens: \${MAX_TOKENS}
+    base_url: http://\${HOST:-localhost}:\${PORT:-4000}/v1
+agents:
+  b:
+    provider: a
+    system: "Costs $5, written $\${NOT_A_VAR}; team \${TEAM:-core}"
+    temperature: \${TEMPERATURE}
+`,
+          { KEY_PREFIX: "sk", KEY_BODY: "abc", MAX_TOKENS: "2048", HOST: "", PORT: "8080", TEMPERATURE: "0.5" }
+        )
+        const a = config.providers.a!
+        expect(Redacted.value(a.apiKey!)).toBe("sk-abc")
+        expect(a.defaultModel).toBe("gpt-4o")
+        expect(a.maxTokens).toBe(2048)
+        // HOST is set but empty: the default applies, as in a shell
+        expect(a.baseUrl).toBe("http://localhost:8080/v1")
+        expect(config.agents.b).toMatchObject({ system: "Costs $5, written ${NOT_A_VAR}; team core", temperature: 0.5 })
+      }))
+  })
+
+  describe("errors a person can act on", () => {
+    it.effect("a YAML syntax error names the file, the line and the column", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(parse(
+          "providers:\n  claude_main:\n    type: anthropic\n   default_model: claude-sonnet-4-5\n",
+          {},
+          "examples/x.yaml"
+        ))
+        expect(error.path).toBe("examples/x.yaml")
+        expect(error.problems).toEqual([
+          "examples/x.yaml:4:1: All mapping items must start at the same column"
+        ])
+      }))
+
+    it.effect("a bad field names its path, what it expects and what it got", () =>
+      Effect.gen(function*() {
+        expect(
+          yield* problems(`
+providers:
+  claude_main:
+    type: anthropic
+    api_key: k
+    default_model: claude-sonnet-4-5
+    max_tokens: lots
+`)
+        ).toEqual(["providers.claude_main.max_tokens: expected a positive integer, got \"lots\""])
+      }))
+
+    it.effect("a missing variable names the variable and the provider that needs it", () =>
+      Effect.gen(function*() {
+        expect(
+          yield* problems(`
+providers:
+  claude_main:
+    type: anthropic
+    api_key: \${ANTHROPIC_API_KEY}
+    default_model: claude-sonnet-4-5
+`)
+        ).toEqual(["providers.claude_main.api_key: environment variable ANTHROPIC_API_KEY is not set"])
+      }))
+
+    it.effect("an agent whose provider is not defined names both", () =>
+      Effect.gen(function*() {
+        expect(
+          yield* problems(`
+providers:
+  claude_main: { api_key: k, default_model: claude-sonnet-4-5 }
+  openai_main: { api_key: k, default_model: gpt-4o }
+agents:
+  planner: { provider: claude_mian }
+`)
+        ).toEqual([
+          "agents.planner.provider: agent planner names provider \"claude_mian\", which is not defined; " +
+          "defined providers: claude_main, openai_main"
+        ])
+      }))
+
+    it.effect("every problem of a file is reported together, in the order of the file", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(parse(
+          `
+providers:
+  claude_main:
+    type: antropic
+    api_key: \${ANTHROPIC_API_KEY}
+    max_tokens: lots
+    timeout: soon
+    base_url: api.anthropic.com
+    max_token: 5
+  openai_main:
+    default_model: gpt-4o
+    organization: \${OPENAI_ORG}
+    api_version: "2024-10-21"
+  local:
+    default_model: llama3
+  priced:
+    api_key: k
+    default_model: claude-sonnet-4-5
+    pricing:
+      claude-sonnet-4-5: { input: -1, output: cheap, cache_reed: 0.3 }
+agents:
+  planner: { provider: claude_mian, temperature: 3 }
+  coder: { model: gpt-4o }
+  writer: { provider: openai_main, max_tokens: 0 }
+  analyst: { provider: priced, model: gpt-4o }
+top_level: 1
+`,
+          {},
+          "examples/bad.yaml"
+        ))
+        expect(error.message).toBe(
+          `Invalid provider configuration in examples/bad.yaml (19 problems):
+  - providers.claude_main.type: expected one of anthropic, openai, litellm, got "antropic"
+  - providers.claude_main.api_key: environment variable ANTHROPIC_API_KEY is not set
+  - providers.claude_main.max_tokens: expected a positive integer, got "lots"
+  - providers.claude_main.timeout: expected a duration such as "30 seconds" or a number of seconds, got "soon"
+  - providers.claude_main.base_url: expected an http(s) URL, got "api.anthropic.com"
+  - providers.claude_main.max_token: unknown field; expected one of: type, api_key, default_model, max_tokens, base_url, timeout, pricing, organization, project, api_version, headers
+  - providers.openai_main.organization: environment variable OPENAI_ORG is not set
+  - providers.openai_main.api_version: is not taken by an openai provider (litellm only)
+  - providers.openai_main.api_key: is required for an openai provider (for example api_key: \${OPENAI_API_KEY})
+  - providers.local.type: cannot infer the provider type from default_model "llama3"; write type: anthropic, openai or litellm
+  - providers.priced.pricing.claude-sonnet-4-5.input: expected a non-negative number (USD per million tokens), got -1
+  - providers.priced.pricing.claude-sonnet-4-5.output: expected a non-negative number (USD per million tokens), got "cheap"
+  - providers.priced.pricing.claude-sonnet-4-5.cache_reed: unknown field; expected one of: input, output, cache_read, cache_write, cache_write_1h, long_context
+  - agents.planner.provider: agent planner names provider "claude_mian", which is not defined; defined providers: claude_main, openai_main, local, priced
+  - agents.planner.temperature: expected a number between 0 and 2, got 3
+  - agents.coder.provider: is required
+  - agents.writer.max_tokens: expected a positive integer, got 0
+  - agents.analyst.model: "gpt-4o" is not a Claude model, and provider priced is an anthropic provider
+  - top_level: unknown field; expected one of: providers, agents`
+        )
+      }))
+
+    it.effect("the shape of the file", () =>
+      Effect.gen(function*() {
+        expect(yield* problems("")).toEqual([
+          "the configuration is empty; expected a mapping with providers (and optionally agents)"
+        ])
+        expect(yield* problems("- a\n- b\n")).toEqual([
+          "expected a mapping with providers (and optionally agents), got a list"
+        ])
+        expect(yield* problems("agents: {}\n")).toEqual(["providers: is required"])
+        expect(yield* problems("providers: {}\n")).toEqual(["providers: define at least one provider"])
+        expect(yield* problems("providers:\n  a: 5\n  b:\nagents:\n  x: hi\n")).toEqual([
+          "providers.a: expected a mapping of provider settings, got 5",
+          "providers.b: expected a mapping of provider settings, got an empty value",
+          "agents.x: expected a mapping of agent settings, got \"hi\""
+        ])
+        expect(
+          yield* problems(
+            "providers:\n  a: { api_key: \"${A\", type: openai }\n  b: { api_key: \"${1X}\", type: openai }\n"
+          )
+        ).toEqual([
+          "providers.a.api_key: \"${\" without a closing \"}\"",
+          "providers.b.api_key: is not a valid variable reference; write ${NAME} or ${NAME:-default}"
+        ])
+        expect(yield* problems("providers:\n  a: { type: litellm, organization: o }\n")).toEqual([
+          // A field that is absent comes after those present
+          "providers.a.organization: is not taken by a litellm provider (openai only)",
+          "providers.a.default_model: is required for a litellm provider (for example azure/gpt-4o, ollama/llama3, groq/llama-3.3-70b)"
+        ])
+      }))
+
+    it.effect("a bad file read through FileSystem names the file in every syntax problem", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(ProvidersConfig.load("config/providers.yaml"))
+        expect(error.message).toBe(
+          "Invalid provider configuration in config/providers.yaml (1 problem):\n" +
+            "  - config/providers.yaml:3:3: Map keys must be unique"
+        )
+      }).pipe(
+        Effect.provide(FileSystem.layerNoop({
+          readFileString: () => Effect.succeed("providers:\n  a: { api_key: k, default_model: gpt-4o }\n  a: {}\n")
+        }))
+      ))
+  })
+
+  describe("secrets", () => {
+    it.effect("a recognisable key never shows in any error or inspect output", () =>
+      Effect.gen(function*() {
+        const contains = (u: unknown) =>
+          [inspect(u, { depth: null }), String(u), JSON.stringify(u) ?? ""].some((text) => text.includes("SECRET"))
+        // Read from a variable, and written in the file, with problems on the same lines
+        const config = yield* parse(
+          `
+providers:
+  a:
+    api_key: \${ANTHROPIC_API_KEY}
+    default_model: claude-sonnet-4-5
+    headers: { authorization: "Bearer ${SECRET}" }
+  b:
+    api_key: ${OPENAI_SECRET}
+    default_model: gpt-4o
+`,
+          { ANTHROPIC_API_KEY: SECRET }
+        )
+        expect(contains(config)).toBe(false)
+        expect(Redacted.value(config.providers.b!.apiKey!)).toBe(OPENAI_SECRET)
+
+        const errors = [
+          yield* Effect.flip(parse(
+            `
+providers:
+  a:
+    api_key: "\${ANTHROPIC_API_KEY}\${${SECRET}}"
+    default_model: claude-sonnet-4-5
+    bogus: 1
+  b:
+    api_key: ${OPENAI_SECRET}
+    headers: ${SECRET}
+    default_model: claude-x
+    max_tokens: ${OPENAI_SECRET}
+    api_version: "${OPENAI_SECRET}"
+agents:
+  c: { provider: ${SECRET} }
+`,
+            { ANTHROPIC_API_KEY: SECRET }
+          )),
+          // A syntax error on the key's line: no code frame is repeated
+          yield* Effect.flip(parse(`providers:\n  a:\n    api_key: "${SECRET}\n    default_model: gpt-4o\n`)),
+          yield* Effect.flip(parse(`providers:\n  a: { api_key: ${SECRET}, default_model: gpt-4o, max_tokens: x }\n`))
+        ]
+        for (const error of errors) {
+          expect(error.problems.length).toBeGreaterThan(0)
+          expect(contains(error)).toBe(false)
+          expect(error.message.includes("SECRET")).toBe(false)
+        }
+        expect(errors[2]!.problems).toEqual(["providers.a.max_tokens: expected a positive integer, got \"x\""])
+      }))
+  })
+})
