@@ -8,6 +8,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
+import * as TestClock from "effect/TestClock"
 import { inspect } from "node:util"
 import * as LLM from "../src/LLM.js"
 import * as Message from "../src/Message.js"
@@ -30,7 +31,7 @@ providers:
   claude_main:
     type: anthropic
     api_key: \${ANTHROPIC_API_KEY}
-    default_model: claude-sonnet-4-5
+    default_model: claude-sonnet-4-6
     base_url: \${FAKE_URL}
   openai_main:
     api_key: \${OPENAI_API_KEY}
@@ -108,7 +109,7 @@ layer(FakeProviderServer.layer())("ProviderRegistry against FakeProviderServer",
       withRegistry((server) =>
         Effect.gen(function*() {
           expect(yield* ProviderRegistry.list).toEqual([
-            { id: "claude_main", type: "anthropic", defaultModel: "claude-sonnet-4-5" },
+            { id: "claude_main", type: "anthropic", defaultModel: "claude-sonnet-4-6" },
             { id: "openai_main", type: "openai", defaultModel: "gpt-4o" },
             { id: "azure_gpt", type: "litellm", defaultModel: "azure/gpt-4" }
           ])
@@ -122,7 +123,7 @@ layer(FakeProviderServer.layer())("ProviderRegistry against FakeProviderServer",
           const [claude, openai, azure] = yield* server.requests
           expect(claude!.path).toBe("/v1/messages")
           expect(Object.values(claude!.headers).some((value) => value.includes(ANTHROPIC_KEY))).toBe(true)
-          expect(claude!.body).toMatchObject({ model: "claude-sonnet-4-5" })
+          expect(claude!.body).toMatchObject({ model: "claude-sonnet-4-6" })
           expect(openai).toMatchObject({
             path: "/v1/chat/completions",
             headers: { authorization: `Bearer ${OPENAI_KEY}`, "openai-organization": "org-test" }
@@ -301,7 +302,7 @@ layer(FakeProviderServer.layer())("ProviderRegistry against FakeProviderServer",
           expect(summary.models.map((m) => `${m.provider} ${m.model} ${m.calls}`).sort()).toEqual([
             "azure_gpt azure/gpt-4 3",
             "claude_main claude-opus-4-1 2",
-            "claude_main claude-sonnet-4-5 4",
+            "claude_main claude-sonnet-4-6 4",
             "openai_main gpt-4o 3",
             "openai_main gpt-4o-mini 2"
           ])
@@ -340,7 +341,7 @@ layer(FakeProviderServer.layer())("ProviderRegistry against FakeProviderServer",
               "provider / model         calls  failures  input  cache read  cache write  output       cost  unpriced",
               "-----------------------  -----  --------  -----  ----------  -----------  ------  ---------  --------",
               "claude_main (anthropic)      2         0   1500         200          100     150  $0.015585         0",
-              "  claude-sonnet-4-5          1         0   1000         200            0     100  $0.003960         0",
+              "  claude-sonnet-4-6          1         0   1000         200            0     100  $0.003960         0",
               "  claude-opus-4-1            1         0    500           0          100      50  $0.011625         0",
               "openai_main (openai)         2         1     10           0            0       5  $0.000000         1",
               "  my-finetune                1         0     10           0            0       5  $0.000000         1",
@@ -362,7 +363,7 @@ layer(FakeProviderServer.layer())("ProviderRegistry against FakeProviderServer",
           server,
           `
 providers:
-  claude_main: { api_key: k, default_model: claude-sonnet-4-5 }
+  claude_main: { api_key: k, default_model: claude-sonnet-4-6 }
   odd: { type: litellm, default_model: nowhere/model-1 }
   openai_main: { api_key: k, default_model: gpt-4o }
 `
@@ -435,12 +436,12 @@ providers:
 })
 
 describe("ProviderRegistry", () => {
-  describe("connectivity (real time)", () => {
+  describe("connectivity (TestClock)", () => {
+    // Anthropic and Azure never answer; OpenAI refuses the key. With Effect's clock frozen, all
+    // three requests reaching the server proves the checks run in parallel.
     const faults = (server: FakeProviderServer.Service) =>
       server.setHandler((request) =>
-        request.path === "/v1/messages"
-          ? Reply.delayed(300, Reply.scripted({ text: "pong" }))
-          : request.path.includes("/deployments/")
+        request.path === "/v1/messages" || request.path.includes("/deployments/")
           ? Reply.hang
           : Reply.openaiError(401, {
             // As OpenAI does, the reply repeats (part of) the key it refused
@@ -450,20 +451,23 @@ describe("ProviderRegistry", () => {
           })
       )
 
-    it.live("checkConnectivity asks every provider a 1-token question in parallel and reports every result", () =>
+    const allAsked = (server: FakeProviderServer.Service) =>
+      pollUntil(Effect.map(server.requests, (requests) => requests.length === 3))
+
+    it.scoped("checkConnectivity asks every provider a 1-token question in parallel and reports every result", () =>
       withRegistry((server) =>
         Effect.gen(function*() {
           yield* faults(server)
-          const started = Date.now()
-          const results = yield* ProviderRegistry.checkConnectivity({ timeout: "600 millis" })
-          const elapsed = Date.now() - started
-          expect(elapsed).toBeLessThan(880) // 300 ms + 600 ms if it were sequential
+          const fiber = yield* Effect.fork(ProviderRegistry.checkConnectivity({ timeout: "600 millis" }))
+          yield* allAsked(server)
+          expect(yield* server.requests).toHaveLength(3)
+          yield* TestClock.adjust("600 millis")
+          const results = yield* Fiber.join(fiber)
           expect(results.map((r) => [r.id, r.ok, r.error?._tag])).toEqual([
-            ["claude_main", true, undefined],
+            ["claude_main", false, "TimeoutError"],
             ["openai_main", false, "AuthenticationError"],
             ["azure_gpt", false, "TimeoutError"]
           ])
-          expect(results[0]!.latencyMs).toBeGreaterThanOrEqual(290)
           expect(results[2]!.error!.message).toBe("azure_gpt: no answer to the connectivity check within 600ms")
           for (const request of yield* server.requests) {
             const body = request.body as any
@@ -471,32 +475,44 @@ describe("ProviderRegistry", () => {
             expect(JSON.stringify(body.messages)).toContain("ping")
           }
           expect(hasSecret(results)).toBe(false)
+
+          yield* server.reset
+          const answered = yield* ProviderRegistry.checkConnectivity({ timeout: "600 millis" })
+          expect(answered.map((r) => [r.id, r.ok])).toEqual([["claude_main", true], ["openai_main", true], [
+            "azure_gpt",
+            true
+          ]])
         })
       ).pipe(Effect.provide(FakeProviderServer.layer())))
 
-    it.live("validateConnectivity fails the layer with every failed provider, its error tag and message", () =>
+    it.scoped("validateConnectivity fails the layer with every failed provider, its error tag and message", () =>
       Effect.gen(function*() {
         const server = yield* FakeProviderServer.FakeProviderServer
         yield* server.reset
         yield* faults(server)
         const config = yield* configFor(server)
-        const error = yield* Effect.flip(
-          Layer.build(
+        const fiber = yield* Effect.fork(Effect.flip(
+          Effect.scoped(Layer.build(
             ProviderRegistry.layerFromConfig(config, { validateConnectivity: true, connectivityTimeout: "400 millis" })
-          ).pipe(Effect.withConfigProvider(envFor(server)))
-        )
+          )).pipe(Effect.withConfigProvider(envFor(server)))
+        ))
+        yield* allAsked(server)
+        yield* TestClock.adjust("400 millis")
+        const error = yield* Fiber.join(fiber)
         expect(error).toBeInstanceOf(ProviderRegistry.ConnectivityError)
         if (error._tag !== "ConnectivityError") return
         expect(error.failures.map((f) => [f.id, f.error._tag])).toEqual([
+          ["claude_main", "TimeoutError"],
           ["openai_main", "AuthenticationError"],
           ["azure_gpt", "TimeoutError"]
         ])
         expect(error.message).toBe(
-          "2 of 3 providers failed the connectivity check:\n" +
+          "3 of 3 providers failed the connectivity check:\n" +
+            "  - claude_main: TimeoutError: no answer to the connectivity check within 400ms\n" +
             "  - openai_main: AuthenticationError: HTTP 401 invalid_api_key: Incorrect API key provided: <redacted>.\n" +
             "  - azure_gpt: TimeoutError: no answer to the connectivity check within 400ms"
         )
-        expect(error.failures[0]!.error.message).toContain("Incorrect API key provided")
+        expect(error.failures[1]!.error.message).toContain("Incorrect API key provided")
         expect(hasSecret(error)).toBe(false)
 
         // All answer: the layer builds
@@ -506,7 +522,7 @@ describe("ProviderRegistry", () => {
           Effect.withConfigProvider(envFor(server))
         )
         expect(ok).toHaveLength(3)
-      }).pipe(Effect.scoped, Effect.provide(FakeProviderServer.layer())))
+      }).pipe(Effect.provide(FakeProviderServer.layer())))
   })
 })
 
