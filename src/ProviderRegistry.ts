@@ -29,6 +29,7 @@
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpClient from "@effect/platform/HttpClient"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -42,6 +43,7 @@ import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Http from "./internal/http.js"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
 import * as Message from "./Message.js"
@@ -317,12 +319,19 @@ const litellm: Factory = (provider) => {
       }); set base_url to send a bare model name to any OpenAI-compatible server`
     ))
   }
-  return LiteLLM.make({
-    ...commonOptions(provider),
-    apiKey: provider.apiKey,
-    defaultModel: model,
-    apiVersion: provider.apiVersion
-  }).pipe(Effect.provide(FetchHttpClient.layer))
+  return Effect.gen(function*() {
+    // The provider's own connection pool, destroyed with the registry's scope, so no keep-alive
+    // socket outlives it.
+    const fetch = yield* Http.scopedFetch
+    const base = yield* Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer)
+    const owned = HttpClient.transform(base, (effect) => Effect.provideService(effect, FetchHttpClient.Fetch, fetch))
+    return yield* LiteLLM.make({
+      ...commonOptions(provider),
+      apiKey: provider.apiKey,
+      defaultModel: model,
+      apiVersion: provider.apiVersion
+    }).pipe(Effect.provideService(HttpClient.HttpClient, owned))
+  })
 }
 
 /**

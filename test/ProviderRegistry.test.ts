@@ -577,7 +577,7 @@ describe("ProviderRegistry lifetime", () => {
       expect(yield* server.abortedResponses).toBe(3)
       // Node's fetch (undici) may open a fresh idle keep-alive socket after an aborted one, and
       // closes it itself after its keep-alive timeout (about 4 s): no socket stays open.
-      yield* pollUntil(Effect.map(server.openConnections, (n) => n === 0), 8_000)
+      yield* pollUntil(Effect.map(server.openConnections, (n) => n === 0), 1_000)
       expect(yield* server.openConnections).toBe(0)
 
       // What was released is no longer reachable

@@ -31,6 +31,7 @@ import * as Stream from "effect/Stream"
 import * as Capabilities from "../Capabilities.js"
 import * as Wire from "../internal/anthropicMessages.js"
 import * as Errors from "../internal/errors.js"
+import * as Http from "../internal/http.js"
 import * as Provider from "../internal/provider.js"
 import * as Sse from "../internal/sse.js"
 import * as LLM from "../LLM.js"
@@ -83,7 +84,9 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
     const providerId = options.providerId ?? "anthropic"
     const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
     const ctx: Errors.ErrorContext = { provider: providerId, secrets: [options.apiKey], timeout }
+    const fetch = yield* Http.scopedFetch
     const client = new AnthropicClient({
+      fetch,
       apiKey: Redacted.value(options.apiKey),
       maxRetries: 0,
       timeout: Duration.toMillis(timeout),
@@ -104,7 +107,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
             client.messages.create({ ...Wire.toParams(request), stream: true }, requestOptions(controller.signal))
               .asResponse(),
           catch: (error) => Errors.fromThrown(ctx, error)
-        })
+        }).pipe(Effect.timeoutFail({ duration: timeout, onTimeout: () => Errors.timedOut(ctx) }))
         const requestId = response.headers.get("request-id") ?? undefined
         return Sse.decode(response.body, Wire.makeHandler(ctx, providerId, requestId, report), {
           ctx,

@@ -27,6 +27,7 @@ import * as Stream from "effect/Stream"
 import OpenAIClient from "openai"
 import * as Capabilities from "../Capabilities.js"
 import * as Errors from "../internal/errors.js"
+import * as Http from "../internal/http.js"
 import * as Chat from "../internal/openaiChat.js"
 import * as Provider from "../internal/provider.js"
 import * as Sse from "../internal/sse.js"
@@ -71,7 +72,9 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
     const providerId = options.providerId ?? "openai"
     const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
     const ctx: Errors.ErrorContext = { provider: providerId, secrets: [options.apiKey], timeout }
+    const fetch = yield* Http.scopedFetch
     const client = new OpenAIClient({
+      fetch,
       apiKey: Redacted.value(options.apiKey),
       maxRetries: 0,
       timeout: Duration.toMillis(timeout),
@@ -94,7 +97,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         const response = yield* Effect.tryPromise({
           try: () => client.chat.completions.create(body as any, requestOptions(controller.signal)).asResponse(),
           catch: (error) => Errors.fromThrown(ctx, error)
-        })
+        }).pipe(Effect.timeoutFail({ duration: timeout, onTimeout: () => Errors.timedOut(ctx) }))
         const requestId = response.headers.get("x-request-id") ?? undefined
         return Sse.decode(response.body, Chat.makeHandler(ctx, providerId, requestId, report), {
           ctx,
