@@ -137,7 +137,14 @@ export const toParams = (request: Provider.ResolvedRequest): Params => {
 }
 
 /** Maps a complete Messages API reply to neutral events. */
-export const fromMessage = (message: Sdk.Message, requestId: string | undefined): Provider.Completed => {
+export const fromMessage = (
+  ctx: Errors.ErrorContext,
+  message: Sdk.Message,
+  requestId: string | undefined
+): Provider.Completed => {
+  if (message === null || typeof message !== "object" || !Array.isArray(message.content)) {
+    throw Errors.malformed(ctx, "the reply has no content array", requestId)
+  }
   const events: Array<Response.StreamEvent> = []
   for (const block of message.content) {
     switch (block.type) {

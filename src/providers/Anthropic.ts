@@ -19,7 +19,6 @@
  * @since 0.1.0
  */
 import AnthropicClient from "@anthropic-ai/sdk"
-import type * as Sdk from "@anthropic-ai/sdk/resources/messages"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
@@ -27,17 +26,15 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import * as Capabilities from "../Capabilities.js"
 import * as Wire from "../internal/anthropicMessages.js"
-import * as Errors from "../internal/errors.js"
+import type * as Errors from "../internal/errors.js"
 import * as Http from "../internal/http.js"
 import * as Provider from "../internal/provider.js"
-import * as Sse from "../internal/sse.js"
+import * as Sdk from "../internal/sdk.js"
 import * as LLM from "../LLM.js"
 import * as LLMError from "../LLMError.js"
 import type * as Pricing from "../Pricing.js"
-import type * as Response from "../Response.js"
 
 /**
  * Options of the Anthropic provider.
@@ -94,52 +91,25 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       baseURL: options.baseUrl ?? "https://api.anthropic.com",
       ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
     })
+    const call: Sdk.Call = { ctx, timeout, requestIdHeader: "request-id" }
     const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Duration.toMillis(timeout) })
 
-    const openStream = (request: Provider.ResolvedRequest, report: Provider.ReportUsage) =>
-      Stream.unwrapScoped(Effect.gen(function*() {
-        const controller = yield* Effect.acquireRelease(
-          Effect.sync(() => new AbortController()),
-          (controller) => Effect.sync(() => controller.abort())
-        )
-        const response = yield* Effect.tryPromise({
-          try: () =>
-            client.messages.create({ ...Wire.toParams(request), stream: true }, requestOptions(controller.signal))
-              .asResponse(),
-          catch: (error) => Errors.fromThrown(ctx, error)
-        }).pipe(Effect.timeoutFail({ duration: timeout, onTimeout: () => Errors.timedOut(ctx) }))
-        const requestId = response.headers.get("request-id") ?? undefined
-        return Sse.decode(response.body, Wire.makeHandler(ctx, providerId, requestId, report), {
-          ctx,
-          idleTimeout: timeout
-        })
-      }))
-
-    const completeViaStream = (request: Provider.ResolvedRequest) =>
-      Stream.runCollect(openStream(request, () => {})).pipe(
-        Effect.map((chunk): Provider.Completed => {
-          const events = Array.from(chunk)
-          const finish = events.pop() as Response.Finish
-          return { events, finish }
-        })
+    const stream = (request: Provider.ResolvedRequest, report: Provider.ReportUsage) =>
+      Sdk.stream(
+        call,
+        (signal) =>
+          client.messages.create({ ...Wire.toParams(request), stream: true }, requestOptions(signal)).asResponse(),
+        (requestId) => Wire.makeHandler(ctx, providerId, requestId, report)
       )
 
     const complete = (request: Provider.ResolvedRequest): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
       request.maxTokens > nonStreamingMaxTokens
-        ? completeViaStream(request)
-        : Effect.tryPromise({
-          try: (signal) =>
+        ? Sdk.collect(stream(request, () => {}))
+        : Sdk.complete(
+          call,
+          (signal) =>
             client.messages.create({ ...Wire.toParams(request), stream: false }, requestOptions(signal)).withResponse(),
-          catch: (error) => Errors.fromThrown(ctx, error)
-        }).pipe(
-          // The SDK's timer stops at the reply's headers; a body that stalls after them is ours to end.
-          Effect.timeoutFail({ duration: timeout, onTimeout: () => Errors.timedOut(ctx) }),
-          Effect.flatMap(({ data, response }) => {
-            if (data === null || typeof data !== "object" || !Array.isArray((data as Sdk.Message).content)) {
-              return Effect.fail(Errors.malformed(ctx, "the reply has no content array"))
-            }
-            return Effect.succeed(Wire.fromMessage(data, response.headers.get("request-id") ?? undefined))
-          })
+          (data, requestId) => Wire.fromMessage(ctx, data, requestId)
         )
 
     return yield* Provider.make({
@@ -158,7 +128,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
               `${providerId}: "${request.model}" is not a Claude model; the Anthropic provider serves claude-* models`
           }),
       complete,
-      stream: openStream
+      stream
     })
   })
 

@@ -23,14 +23,13 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import OpenAIClient from "openai"
 import * as Capabilities from "../Capabilities.js"
-import * as Errors from "../internal/errors.js"
+import type * as Errors from "../internal/errors.js"
 import * as Http from "../internal/http.js"
 import * as Chat from "../internal/openaiChat.js"
 import * as Provider from "../internal/provider.js"
-import * as Sse from "../internal/sse.js"
+import * as Sdk from "../internal/sdk.js"
 import * as LLM from "../LLM.js"
 import type * as LLMError from "../LLMError.js"
 import type * as Pricing from "../Pricing.js"
@@ -85,41 +84,25 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       project: options.project ?? null,
       ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
     })
+    const call: Sdk.Call = { ctx, timeout, requestIdHeader: "x-request-id" }
     const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Duration.toMillis(timeout) })
 
     const stream = (request: Provider.ResolvedRequest, report: Provider.ReportUsage) =>
-      Stream.unwrapScoped(Effect.gen(function*() {
-        const controller = yield* Effect.acquireRelease(
-          Effect.sync(() => new AbortController()),
-          (controller) => Effect.sync(() => controller.abort())
-        )
-        const body = Chat.toStreamBody(request, Chat.openaiDialect)
-        const response = yield* Effect.tryPromise({
-          try: () => client.chat.completions.create(body as any, requestOptions(controller.signal)).asResponse(),
-          catch: (error) => Errors.fromThrown(ctx, error)
-        }).pipe(Effect.timeoutFail({ duration: timeout, onTimeout: () => Errors.timedOut(ctx) }))
-        const requestId = response.headers.get("x-request-id") ?? undefined
-        return Sse.decode(response.body, Chat.makeHandler(ctx, providerId, requestId, report), {
-          ctx,
-          idleTimeout: timeout
-        })
-      }))
+      Sdk.stream(
+        call,
+        (signal) =>
+          client.chat.completions.create(Chat.toStreamBody(request, Chat.openaiDialect) as any, requestOptions(signal))
+            .asResponse(),
+        (requestId) => Chat.makeHandler(ctx, providerId, requestId, report)
+      )
 
     const complete = (request: Provider.ResolvedRequest): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
-      Effect.tryPromise({
-        try: (signal) =>
+      Sdk.complete(
+        call,
+        (signal) =>
           client.chat.completions.create(Chat.toBody(request, Chat.openaiDialect) as any, requestOptions(signal))
             .withResponse(),
-        catch: (error) => Errors.fromThrown(ctx, error)
-      }).pipe(
-        // The SDK's timer stops at the reply's headers; a body that stalls after them is ours to end.
-        Effect.timeoutFail({ duration: timeout, onTimeout: () => Errors.timedOut(ctx) }),
-        Effect.flatMap(({ data, response }) =>
-          Effect.try({
-            try: () => Chat.fromCompletion(ctx, data, response.headers.get("x-request-id") ?? undefined),
-            catch: (error) => Errors.fromThrown(ctx, error)
-          })
-        )
+        (data, requestId) => Chat.fromCompletion(ctx, data, requestId)
       )
 
     return yield* Provider.make({
