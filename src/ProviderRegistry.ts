@@ -3,6 +3,12 @@
  * scope, and released with it; agents (a provider with request defaults); the usage of all
  * providers summed and summarised; a connectivity check.
  *
+ * A provider or agent whose config asks for `retry`, `request_timeout`, `circuit_breaker` or
+ * `fallbacks` is wrapped in them (`Resilience.wrap`'s order:
+ * `fallback(retry(circuitBreaker(timeout(llm))))`), with one circuit breaker per provider, made in
+ * the registry's scope. A fallback is the other provider with its own settings but not its own
+ * fallbacks.
+ *
  * `ProviderRegistry.llm(id)` and `ProviderRegistry.agent(id)` provide the `LLM` tag, so a program
  * written against `LLM` runs on any configured provider unchanged.
  *
@@ -51,6 +57,7 @@ import * as Anthropic from "./providers/Anthropic.js"
 import * as LiteLLM from "./providers/LiteLLM.js"
 import * as OpenAI from "./providers/OpenAI.js"
 import * as ProvidersConfig from "./ProvidersConfig.js"
+import * as Resilience from "./Resilience.js"
 import * as Usage from "./Usage.js"
 
 // -----------------------------------------------------------------------------
@@ -220,11 +227,17 @@ export interface ConnectivityOptions {
  * @category Models
  */
 export interface Service {
-  /** The provider registered under `id`. */
+  /**
+   * The provider registered under `id`, wrapped in its config's `request_timeout`,
+   * `circuit_breaker`, `retry` and `fallbacks`, in `Resilience.wrap`'s order. Its `providerId` is
+   * `id`; its `usage` and `resetUsage` are the provider's own (a fallback's calls count on the
+   * fallback).
+   */
   readonly get: (id: string) => Effect.Effect<LLM.Service, UnknownProviderError>
   /**
    * The agent's provider with the agent's `model`, `maxTokens`, `temperature` and `system` as
-   * request defaults (a request's own values win). Its `providerId` and `usage` are the provider's.
+   * request defaults (a request's own values win), wrapped in the agent's resilience settings where
+   * it has its own (each replaces its provider's). Its `providerId` and `usage` are the provider's.
    */
   readonly getForAgent: (agentId: string) => Effect.Effect<LLM.Service, UnknownAgentError>
   /** Registers (or replaces) a provider built elsewhere; the registry does not own its lifetime. */
@@ -233,7 +246,7 @@ export interface Service {
   readonly list: Effect.Effect<ReadonlyArray<ProviderInfo>>
   /** The configured agents' ids, in order. */
   readonly agents: Effect.Effect<ReadonlyArray<string>>
-  /** The usage of every provider, summed. */
+  /** The usage of every provider, summed (each provider once, whatever fallbacks point at it). */
   readonly totalUsage: Effect.Effect<Usage.TokenUsage>
   readonly usageSummary: Effect.Effect<Summary>
   readonly resetAllUsage: Effect.Effect<void>
@@ -408,6 +421,62 @@ export const withDefaults: {
 )
 
 // -----------------------------------------------------------------------------
+// Resilience from the config
+// -----------------------------------------------------------------------------
+
+const isOn = <A>(setting: A | false | undefined): setting is A => setting !== undefined && setting !== false
+
+/** An agent's settings on top of its provider's: each one the agent sets replaces the provider's. */
+const agentSettings = (
+  provider: ProvidersConfig.ResilienceSettings,
+  agent: ProvidersConfig.ResilienceSettings
+): ProvidersConfig.ResilienceSettings => ({
+  retry: agent.retry ?? provider.retry,
+  requestTimeout: agent.requestTimeout ?? provider.requestTimeout,
+  circuitBreaker: agent.circuitBreaker ?? provider.circuitBreaker,
+  fallbacks: agent.fallbacks ?? provider.fallbacks,
+  sameModel: agent.sameModel ?? provider.sameModel
+})
+
+const hasOwnSettings = (agent: ProvidersConfig.ResilienceSettings): boolean =>
+  agent.retry !== undefined || agent.requestTimeout !== undefined || agent.circuitBreaker !== undefined ||
+  agent.fallbacks !== undefined || agent.sameModel !== undefined
+
+/**
+ * `base` wrapped as `Resilience.wrap` does, `fallback(retry(circuitBreaker(timeout(base))))`, with a
+ * circuit breaker made beforehand (so that its state is shared by everything built on the same
+ * provider) and fallbacks already wrapped in their own settings. The result keeps `base`'s
+ * `providerId`, `usage` and `resetUsage`: each provider's calls count on that provider only.
+ */
+const resilient = (
+  base: LLM.Service,
+  settings: ProvidersConfig.ResilienceSettings,
+  breaker: Resilience.CircuitBreaker | undefined,
+  fallbacks: ReadonlyArray<LLM.Service>
+): Effect.Effect<LLM.Service> => {
+  let service = isOn(settings.requestTimeout) ? Resilience.withTimeout(base, settings.requestTimeout) : base
+  if (breaker !== undefined) {
+    const inner = service
+    service = {
+      ...inner,
+      complete: (request) => breaker.protect(inner.complete(request)),
+      stream: (request) => breaker.protectStream(inner.stream(request))
+    }
+  }
+  if (!isOn(settings.retry) && fallbacks.length === 0) return Effect.succeed(service)
+  return Effect.map(
+    Resilience.wrap(service, {
+      retry: isOn(settings.retry) ? settings.retry : undefined,
+      fallbacks,
+      fallback: fallbacks.length === 0
+        ? undefined
+        : { sameModel: settings.sameModel === true, providerId: base.providerId }
+    }),
+    (wrapped): LLM.Service => ({ ...wrapped, usage: base.usage, resetUsage: base.resetUsage })
+  )
+}
+
+// -----------------------------------------------------------------------------
 // Summary
 // -----------------------------------------------------------------------------
 
@@ -456,6 +525,9 @@ const renderTable = (providers: ReadonlyArray<ProviderSummary>, total: Usage.Tok
 
 interface Entry {
   readonly id: string
+  /** The provider itself: what usage, summaries and the connectivity check read. */
+  readonly base: LLM.Service
+  /** What `get(id)` gives: the provider wrapped in its resilience settings. */
   readonly llm: LLM.Service
 }
 
@@ -514,7 +586,9 @@ export const make = (
       }
     }
 
-    const build = (provider: ProvidersConfig.Provider): Effect.Effect<Entry, ReadonlyArray<string>, Scope.Scope> => {
+    const build = (
+      provider: ProvidersConfig.Provider
+    ): Effect.Effect<{ readonly id: string; readonly llm: LLM.Service }, ReadonlyArray<string>, Scope.Scope> => {
       const factory = table[provider.type]
       if (factory === undefined) {
         return Effect.fail([`providers.${provider.id}.type: no factory builds a provider of type ${provider.type}`])
@@ -525,22 +599,78 @@ export const make = (
       )
     }
 
+    // A config built in code has not been through ProvidersConfig's checks.
+    const fallbackProblems = (at: string, fallbacks: ReadonlyArray<string> | undefined): ReadonlyArray<string> =>
+      (fallbacks ?? []).flatMap((target) =>
+        Object.hasOwn(config.providers, target) ? [] : [`${at}.fallbacks: provider "${target}" is not defined`]
+      )
+
     const built = yield* Effect.forEach(providers, (provider) => Effect.either(build(provider)), {
       concurrency: "unbounded"
     })
     const problems: Array<string> = built.flatMap((result) => Either.isLeft(result) ? result.left : [])
+    for (const provider of providers) problems.push(...fallbackProblems(`providers.${provider.id}`, provider.fallbacks))
     for (const agent of Object.values(config.agents)) {
       if (!Object.hasOwn(config.providers, agent.provider)) {
         problems.push(`agents.${agent.id}.provider: provider "${agent.provider}" is not defined`)
       }
+      problems.push(...fallbackProblems(`agents.${agent.id}`, agent.fallbacks))
     }
     if (problems.length > 0) {
       return yield* new ProvidersConfig.ConfigError({ path: config.source, problems })
     }
 
-    const entries = yield* Ref.make<ReadonlyMap<string, Entry>>(
-      new Map(built.flatMap((result) => Either.isRight(result) ? [[result.right.id, result.right] as const] : []))
+    // Each provider's resilience: one circuit breaker per provider (shared by its fallback role and
+    // by its agents), the provider as a fallback (its own settings, not its own fallbacks: no chains
+    // of chains), and the provider as `get` gives it.
+    const bases = new Map(
+      built.flatMap((result) => Either.isRight(result) ? [[result.right.id, result.right.llm]] : [])
     )
+    const breakers = new Map<string, Resilience.CircuitBreaker>()
+    for (const provider of providers) {
+      if (isOn(provider.circuitBreaker)) {
+        breakers.set(
+          provider.id,
+          yield* Resilience.makeCircuitBreaker({ ...provider.circuitBreaker, provider: provider.id })
+        )
+      }
+    }
+    const asFallback = new Map<string, LLM.Service>()
+    for (const provider of providers) {
+      const base = bases.get(provider.id)!
+      asFallback.set(
+        provider.id,
+        yield* resilient(base, { ...provider, fallbacks: undefined }, breakers.get(provider.id), [])
+      )
+    }
+    const targets = (fallbacks: ReadonlyArray<string> | undefined) => (fallbacks ?? []).map((id) => asFallback.get(id)!)
+    const wrapped = (id: string, base: LLM.Service, service: LLM.Service) =>
+      service === base ? base : guard(id, service)
+
+    const initial = new Map<string, Entry>()
+    for (const provider of providers) {
+      const base = bases.get(provider.id)!
+      const service = yield* resilient(base, provider, breakers.get(provider.id), targets(provider.fallbacks))
+      initial.set(provider.id, { id: provider.id, base, llm: wrapped(provider.id, base, service) })
+    }
+    // An agent with settings of its own is built now, on its provider as configured; one without
+    // uses its provider as `get` gives it.
+    const agentServices = new Map<string, LLM.Service>()
+    for (const agent of Object.values(config.agents)) {
+      if (!hasOwnSettings(agent)) continue
+      const provider = config.providers[agent.provider]!
+      const base = bases.get(provider.id)!
+      const settings = agentSettings(provider, agent)
+      const breaker = agent.circuitBreaker === undefined
+        ? breakers.get(provider.id)
+        : isOn(agent.circuitBreaker)
+        ? yield* Resilience.makeCircuitBreaker({ ...agent.circuitBreaker, provider: provider.id })
+        : undefined
+      const service = yield* resilient(base, settings, breaker, targets(settings.fallbacks))
+      agentServices.set(agent.id, wrapped(provider.id, base, service))
+    }
+
+    const entries = yield* Ref.make<ReadonlyMap<string, Entry>>(initial)
     const agents = yield* Ref.make<ReadonlyMap<string, ProvidersConfig.Agent>>(
       new Map(Object.values(config.agents).map((agent) => [agent.id, agent]))
     )
@@ -565,7 +695,8 @@ export const make = (
         if (agent === undefined) {
           return Effect.fail(new UnknownAgentError({ id: agentId, known: Array.from(map.keys()) }))
         }
-        return get(agent.provider).pipe(
+        const own = agentServices.get(agentId)
+        return (own === undefined ? get(agent.provider) : Effect.succeed(own)).pipe(
           Effect.map(withDefaults(agent)),
           Effect.orDieWith((error) => new Error(`agent ${agentId}: ${error.message}`))
         )
@@ -574,8 +705,8 @@ export const make = (
     const usageSummary: Effect.Effect<Summary> = Effect.gen(function*() {
       const list = yield* all
       const summaries: Array<ProviderSummary> = []
-      for (const { id, llm } of list) {
-        summaries.push({ id, type: llm.providerType, defaultModel: llm.defaultModel, usage: yield* llm.usage })
+      for (const { base, id } of list) {
+        summaries.push({ id, type: base.providerType, defaultModel: base.defaultModel, usage: yield* base.usage })
       }
       const total = summaries.reduce((acc, s) => Usage.combine(acc, s.usage), Usage.empty)
       const models = summaries.flatMap((s) =>
@@ -587,8 +718,9 @@ export const make = (
     const checkConnectivity = (connectivity?: ConnectivityOptions) =>
       Effect.flatMap(all, (list) => {
         const timeout = Duration.decode(connectivity?.timeout ?? Duration.seconds(10))
-        return Effect.forEach(list, ({ id, llm }) =>
-          llm.complete({ messages: [Message.user("ping")], maxTokens: 1 }).pipe(
+        // The provider itself: no retry, breaker or fallback stands between it and the question.
+        return Effect.forEach(list, ({ base, id }) =>
+          base.complete({ messages: [Message.user("ping")], maxTokens: 1 }).pipe(
             Effect.timeoutFail({
               duration: timeout,
               onTimeout: () =>
@@ -612,21 +744,22 @@ export const make = (
     return {
       get,
       getForAgent,
-      register: (id, llm) => Ref.update(entries, (map) => new Map(map).set(id, { id, llm })),
+      register: (id, llm) => Ref.update(entries, (map) => new Map(map).set(id, { id, base: llm, llm })),
       list: Effect.map(
         all,
-        (list) => list.map(({ id, llm }) => ({ id, type: llm.providerType, defaultModel: llm.defaultModel }))
+        (list) => list.map(({ base, id }) => ({ id, type: base.providerType, defaultModel: base.defaultModel }))
       ),
       agents: Effect.map(Ref.get(agents), (map) => Array.from(map.keys())),
+      // The providers themselves, each once: a fallback chain's `usage` would count its members again.
       totalUsage: Effect.flatMap(
         all,
         (list) =>
-          Effect.reduce(list, Usage.empty, (acc, { llm }) => Effect.map(llm.usage, (u) => Usage.combine(acc, u)))
+          Effect.reduce(list, Usage.empty, (acc, { base }) => Effect.map(base.usage, (u) => Usage.combine(acc, u)))
       ),
       usageSummary,
       resetAllUsage: Effect.flatMap(
         all,
-        (list) => Effect.forEach(list, ({ llm }) => llm.resetUsage, { discard: true })
+        (list) => Effect.forEach(list, ({ base }) => base.resetUsage, { discard: true })
       ),
       checkConnectivity
     } satisfies Service

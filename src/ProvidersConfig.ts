@@ -10,13 +10,18 @@
  *     api_key: ${ANTHROPIC_API_KEY}
  *     default_model: claude-sonnet-4-5
  *     max_tokens: 8192
- *     timeout: 60 seconds
+ *     timeout: 60 seconds        # the HTTP client's: headers, and each read of the body
+ *     request_timeout: { total: 2 minutes, first_event: 30 seconds }   # Resilience.withTimeout, per attempt
+ *     retry: { max_retries: 3, base_delay: 500 millis }                # or true (the defaults) / false
+ *     circuit_breaker: { failure_threshold: 5, reset_timeout: 30 seconds }
+ *     fallbacks: [openai_main]   # asked in order once claude_main gives up
  *   openai_main:
  *     api_key: ${OPENAI_API_KEY}
  *     default_model: gpt-4o      # type: openai, inferred
  *     base_url: ${OPENAI_BASE_URL:-https://api.openai.com/v1}
  * agents:
  *   planner: { provider: claude_main, model: claude-opus-4-1, max_tokens: 4096, system: "You plan." }
+ *   scout: { provider: claude_main, retry: false, fallbacks: [] }   # replaces claude_main's settings
  * ```
  *
  * An API key (and every `headers` value) is a `Redacted` from the moment it is read: no error,
@@ -97,12 +102,65 @@ export type ProviderType = "anthropic" | "openai" | "litellm"
 export const providerTypes: ReadonlyArray<ProviderType> = ["anthropic", "openai", "litellm"]
 
 /**
+ * The retries of each call of a provider or agent, as `Resilience.retry` takes them
+ * (`Resilience.RetryOptions`): `max_retries`, `base_delay`, `factor`, `max_delay`,
+ * `max_retry_after`, `max_elapsed`, `jitter` in the file.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type RetrySettings = Schema.Schema.Type<typeof RetrySettingsSchema>
+
+/**
+ * The timeouts of each attempt, as `Resilience.withTimeout` takes them (`Resilience.Timeouts`):
+ * `total`, `first_event`, `idle` in the file.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type RequestTimeoutSettings = Schema.Schema.Type<typeof RequestTimeoutSettingsSchema>
+
+/**
+ * A circuit breaker, as `Resilience.withCircuitBreaker` takes it (`Resilience.CircuitBreakerOptions`):
+ * `failure_threshold`, `reset_timeout`, `failure_rate`, `minimum_calls`, `window` in the file.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type CircuitBreakerSettings = Schema.Schema.Type<typeof CircuitBreakerSettingsSchema>
+
+/**
+ * What the registry wraps a provider's (or an agent's) `LLM` in, in `Resilience.wrap`'s order:
+ * `fallback(retry(circuitBreaker(timeout(llm))))`. A setting left out is not applied; `false` turns
+ * it off (for an agent: turns off its provider's). An agent's setting replaces its provider's, field
+ * by field.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ResilienceSettings {
+  /** `retry`: `true` (the defaults), `false`, or {@link RetrySettings}. */
+  readonly retry?: RetrySettings | false | undefined
+  /**
+   * `request_timeout`: the timeouts of each attempt (`Resilience.withTimeout`). Not the provider's
+   * `timeout`, which is its HTTP client's wait for the reply's headers and each read of its body.
+   */
+  readonly requestTimeout?: RequestTimeoutSettings | false | undefined
+  /** `circuit_breaker`: `true` (the defaults), `false`, or {@link CircuitBreakerSettings}. */
+  readonly circuitBreaker?: CircuitBreakerSettings | false | undefined
+  /** `fallbacks`: ids of other providers of the config, asked in order once this one gives up. */
+  readonly fallbacks?: ReadonlyArray<string> | undefined
+  /** `same_model`: send the request's model to the fallbacks too. Default `false`: each uses its own default model. */
+  readonly sameModel?: boolean | undefined
+}
+
+/**
  * One provider, as the registry builds it.
  *
  * @since 0.1.0
  * @category Models
  */
-export interface Provider {
+export interface Provider extends ResilienceSettings {
   /** The key under `providers`, e.g. `"claude_main"`; the `providerId` of its `LLM`. */
   readonly id: string
   /** As written, or inferred from `defaultModel`. */
@@ -130,7 +188,7 @@ export interface Provider {
  * @since 0.1.0
  * @category Models
  */
-export interface Agent {
+export interface Agent extends ResilienceSettings {
   /** The key under `agents`, e.g. `"planner"`. */
   readonly id: string
   /** The id of a provider of the same config. */
@@ -204,6 +262,10 @@ const NumberLike = Schema.Union(Schema.Number, Schema.NumberFromString)
 
 const PositiveInt = expecting(NumberLike.pipe(Schema.int(), Schema.positive()), "a positive integer")
 
+const NonNegativeInt = expecting(NumberLike.pipe(Schema.int(), Schema.nonNegative()), "a non-negative integer")
+
+const Flag = expecting(Schema.Union(Schema.Boolean, Schema.BooleanFromString), "true or false")
+
 const Temperature = expecting(
   NumberLike.pipe(Schema.finite(), Schema.between(0, 2)),
   "a number between 0 and 2"
@@ -253,6 +315,120 @@ const optionalKey = <S extends Schema.Schema.Any, K extends string>(schema: S, k
   Schema.optionalWith(schema, { exact: true }).pipe(Schema.fromKey(key))
 
 /**
+ * The `retry` mapping of a provider or agent (snake_case keys; unknown keys are refused).
+ *
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const RetrySettingsSchema = Schema.Struct({
+  maxRetries: optionalKey(NonNegativeInt, "max_retries"),
+  baseDelay: optionalKey(TimeoutSchema, "base_delay"),
+  factor: optional(
+    expecting(NumberLike.pipe(Schema.finite(), Schema.greaterThanOrEqualTo(1)), "a number of at least 1")
+  ),
+  maxDelay: optionalKey(TimeoutSchema, "max_delay"),
+  maxRetryAfter: optionalKey(TimeoutSchema, "max_retry_after"),
+  maxElapsed: optionalKey(TimeoutSchema, "max_elapsed"),
+  jitter: optional(Flag)
+}).annotations({ identifier: "RetrySettings", ...strict })
+
+/**
+ * The `request_timeout` mapping of a provider or agent (snake_case keys; unknown keys are refused).
+ *
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const RequestTimeoutSettingsSchema = Schema.Struct({
+  total: optional(TimeoutSchema),
+  firstEvent: optionalKey(TimeoutSchema, "first_event"),
+  idle: optional(TimeoutSchema)
+}).annotations({ identifier: "RequestTimeoutSettings", ...strict })
+
+/**
+ * The `circuit_breaker` mapping of a provider or agent (snake_case keys; unknown keys are refused).
+ *
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const CircuitBreakerSettingsSchema = Schema.Struct({
+  failureThreshold: optionalKey(PositiveInt, "failure_threshold"),
+  resetTimeout: optionalKey(TimeoutSchema, "reset_timeout"),
+  failureRate: optionalKey(
+    expecting(
+      NumberLike.pipe(Schema.finite(), Schema.greaterThan(0), Schema.lessThanOrEqualTo(1)),
+      "a number greater than 0 and at most 1"
+    ),
+    "failure_rate"
+  ),
+  minimumCalls: optionalKey(PositiveInt, "minimum_calls"),
+  window: optional(TimeoutSchema)
+}).annotations({ identifier: "CircuitBreakerSettings", ...strict })
+
+const onOff = (input: unknown): boolean | undefined =>
+  input === true || input === "true" ? true : input === false || input === "false" ? false : undefined
+
+/**
+ * A setting written as a mapping, as `false` (off), as `true` (when `whenTrue` is given) or as a
+ * scalar that `scalar` reads. A mapping is decoded with `settings`, its problems named by their own
+ * paths; anything else is `expected <what>, got <actual>`.
+ */
+const switchable = <A, I>(
+  settings: Schema.Schema<A, I>,
+  what: string,
+  options: { readonly whenTrue?: A; readonly scalar?: (input: unknown) => Option.Option<A> }
+): Schema.Schema<A | false, unknown> =>
+  Schema.transformOrFail(Schema.Unknown, Schema.Union(Schema.Literal(false), Schema.typeSchema(settings)), {
+    strict: true,
+    decode: (input, parseOptions, ast) => {
+      if (isRecord(input)) return ParseResult.decodeUnknown(settings)(input, parseOptions)
+      const flag = onOff(input)
+      if (flag === false) return ParseResult.succeed(false as const)
+      if (flag === true && options.whenTrue !== undefined) return ParseResult.succeed(options.whenTrue)
+      const scalar = options.scalar === undefined ? Option.none() : options.scalar(input)
+      return Option.isSome(scalar)
+        ? ParseResult.succeed(scalar.value)
+        : ParseResult.fail(new ParseResult.Type(ast, input, `expected ${what}, got ${describe(input)}`))
+    },
+    encode: (value) => value === false ? ParseResult.succeed(false) : ParseResult.encodeUnknown(settings)(value)
+  })
+
+const Retry = switchable(RetrySettingsSchema, "true, false or a mapping of retry settings", { whenTrue: {} })
+
+const RequestTimeout = switchable(
+  RequestTimeoutSettingsSchema,
+  "a duration such as \"30 seconds\", a number of seconds, false, or a mapping with total, first_event and idle",
+  {
+    scalar: (input) =>
+      typeof input === "number" || typeof input === "string"
+        ? Option.map(Either.getRight(Schema.decodeUnknownEither(TimeoutSchema)(input)), (total) => ({ total }))
+        : Option.none()
+  }
+)
+
+const CircuitBreaker = switchable(
+  CircuitBreakerSettingsSchema,
+  "true, false or a mapping of circuit breaker settings",
+  { whenTrue: {} }
+)
+
+const Fallbacks = expecting(
+  Schema.Array(expecting(Schema.String.pipe(Schema.minLength(1)), "a provider id")),
+  "a list of provider ids",
+  { override: false }
+)
+
+/** The fields a provider and an agent both take: see {@link ResilienceSettings}. */
+const resilienceFields = {
+  retry: optional(Retry),
+  requestTimeout: optionalKey(RequestTimeout, "request_timeout"),
+  circuitBreaker: optionalKey(CircuitBreaker, "circuit_breaker"),
+  fallbacks: optional(Fallbacks),
+  sameModel: optionalKey(Flag, "same_model")
+}
+
+const resilienceKeys = ["retry", "request_timeout", "circuit_breaker", "fallbacks", "same_model"]
+
+/**
  * One entry under `providers`, as written (snake_case keys; unknown keys are refused).
  *
  * @since 0.1.0
@@ -269,7 +445,8 @@ export const ProviderSchema = Schema.Struct({
   organization: optional(NonEmptyString),
   project: optional(NonEmptyString),
   apiVersion: optionalKey(NonEmptyString, "api_version"),
-  headers: optional(Headers)
+  headers: optional(Headers),
+  ...resilienceFields
 }).annotations({ identifier: "Provider", ...strict })
 
 /**
@@ -291,7 +468,8 @@ export const AgentSchema = Schema.Struct({
   model: optional(NonEmptyString),
   maxTokens: optionalKey(PositiveInt, "max_tokens"),
   temperature: optional(Temperature),
-  system: optional(expecting(Schema.String, "a string"))
+  system: optional(expecting(Schema.String, "a string")),
+  ...resilienceFields
 }).annotations({ identifier: "Agent", ...strict })
 
 /**
@@ -394,11 +572,24 @@ const knownKeys = (path: Path): ReadonlyArray<string> | undefined => {
           "organization",
           "project",
           "api_version",
-          "headers"
+          "headers",
+          ...resilienceKeys
         ]
         : path[0] === "agents"
-        ? ["provider", "model", "max_tokens", "temperature", "system"]
+        ? ["provider", "model", "max_tokens", "temperature", "system", ...resilienceKeys]
         : undefined
+    case 4:
+      if (path[0] !== "providers" && path[0] !== "agents") return undefined
+      switch (path[2]) {
+        case "retry":
+          return ["max_retries", "base_delay", "factor", "max_delay", "max_retry_after", "max_elapsed", "jitter"]
+        case "request_timeout":
+          return ["total", "first_event", "idle"]
+        case "circuit_breaker":
+          return ["failure_threshold", "reset_timeout", "failure_rate", "minimum_calls", "window"]
+        default:
+          return undefined
+      }
     case 5:
       return path[0] === "providers" && path[2] === "pricing"
         ? ["input", "output", "cache_read", "cache_write", "cache_write_1h", "long_context"]
@@ -465,6 +656,11 @@ const documentOrder = (document: unknown) => {
     const out: Array<number> = []
     let node: unknown = document
     for (const key of path) {
+      if (Array.isArray(node) && typeof key === "number") {
+        out.push(key)
+        node = node[key]
+        continue
+      }
       if (!isRecord(node)) break
       const index = Object.keys(node).indexOf(String(key))
       out.push(index < 0 ? Number.MAX_SAFE_INTEGER : index)
@@ -702,6 +898,143 @@ const crossChecks = (document: unknown, failed: ReadonlyArray<Path>): Array<Prob
         path: ["agents", id, "model"],
         message: `"${raw.model}" is not a Claude model, and provider ${raw.provider} is an anthropic provider`
       })
+    }
+  }
+  problems.push(...resilienceChecks(providers, agents))
+  return problems
+}
+
+const definedProviders = (providers: Record<string, unknown>): string => {
+  const defined = Object.keys(providers)
+  return defined.length === 0 ? "no providers are defined" : `defined providers: ${defined.join(", ")}`
+}
+
+/**
+ * The fallbacks of one provider or agent: each must be another defined provider, listed once.
+ * Returns the problems and the valid targets.
+ */
+const checkFallbacks = (
+  at: Path,
+  list: unknown,
+  providers: Record<string, unknown>,
+  own: { readonly id: string; readonly message: string } | undefined
+): { readonly problems: ReadonlyArray<Problem>; readonly targets: ReadonlyArray<string> } => {
+  const problems: Array<Problem> = []
+  const targets: Array<string> = []
+  if (!Array.isArray(list)) return { problems, targets }
+  const seen = new Set<string>()
+  list.forEach((target: unknown, i) => {
+    // Anything but a non-empty string is the Schema's to report.
+    if (typeof target !== "string" || target === "") return
+    const path = [...at, "fallbacks", i]
+    if (own !== undefined && target === own.id) {
+      problems.push({ path, message: own.message })
+    } else if (!Object.hasOwn(providers, target)) {
+      problems.push({
+        path,
+        message: `fallback provider "${target}" is not defined; ${definedProviders(providers)}`
+      })
+    } else if (seen.has(target)) {
+      problems.push({ path, message: `"${target}" is listed twice` })
+    } else {
+      targets.push(target)
+    }
+    seen.add(target)
+  })
+  return { problems, targets }
+}
+
+/** The shortest way from `from` back to itself along `edges`, as the ids passed, or `undefined`. */
+const cycleThrough = (from: string, edges: ReadonlyMap<string, ReadonlyArray<string>>): Array<string> | undefined => {
+  const previous = new Map<string, string>()
+  const queue: Array<string> = [from]
+  while (queue.length > 0) {
+    const node = queue.shift()!
+    for (const next of edges.get(node) ?? []) {
+      if (next === from) {
+        const path = [node]
+        while (path[0] !== from) path.unshift(previous.get(path[0]!)!)
+        return [...path, from]
+      }
+      if (!previous.has(next)) {
+        previous.set(next, node)
+        queue.push(next)
+      }
+    }
+  }
+  return undefined
+}
+
+/** `retry`, `request_timeout`, `circuit_breaker`, `fallbacks` and `same_model` across fields. */
+const resilienceChecks = (providers: Record<string, unknown>, agents: Record<string, unknown>): Array<Problem> => {
+  const problems: Array<Problem> = []
+  const emptyTimeout = (at: Path, raw: Record<string, unknown>) => {
+    if (isRecord(raw.request_timeout) && Object.keys(raw.request_timeout).length === 0) {
+      problems.push({ path: [...at, "request_timeout"], message: "set at least one of total, first_event, idle" })
+    }
+  }
+  // Absent or empty; a value that is not a list is the Schema's to report.
+  const noFallbacks = (list: unknown) => list === undefined || (Array.isArray(list) && list.length === 0)
+
+  const edges = new Map<string, ReadonlyArray<string>>()
+  for (const [id, raw] of Object.entries(providers)) {
+    if (!isRecord(raw)) continue
+    const at: Path = ["providers", id]
+    emptyTimeout(at, raw)
+    const checked = checkFallbacks(at, raw.fallbacks, providers, {
+      id,
+      message: `provider ${id} lists itself; a fallback must be another provider`
+    })
+    problems.push(...checked.problems)
+    edges.set(id, checked.targets)
+    if (onOff(raw.same_model) !== undefined && noFallbacks(raw.fallbacks)) {
+      problems.push({ path: [...at, "same_model"], message: "has no effect without fallbacks" })
+    }
+  }
+
+  // The shortest cycle through each provider, each cycle reported once, on its first provider in the file.
+  const order = Array.from(edges.keys())
+  const reported = new Set<string>()
+  for (const id of order) {
+    const cycle = cycleThrough(id, edges)
+    if (cycle === undefined) continue
+    const members = cycle.slice(0, -1)
+    const first = members.reduce((a, b) => order.indexOf(a) <= order.indexOf(b) ? a : b)
+    const start = members.indexOf(first)
+    const canonical = [...members.slice(start), ...members.slice(0, start)].join(" -> ")
+    if (reported.has(canonical)) continue
+    reported.add(canonical)
+    problems.push({
+      path: ["providers", id, "fallbacks"],
+      message: `the fallbacks form a cycle: ${cycle.join(" -> ")}`
+    })
+  }
+
+  for (const [id, raw] of Object.entries(agents)) {
+    if (!isRecord(raw)) continue
+    const at: Path = ["agents", id]
+    emptyTimeout(at, raw)
+    const provider = typeof raw.provider === "string" && raw.provider !== "" ? raw.provider : undefined
+    problems.push(
+      ...checkFallbacks(
+        at,
+        raw.fallbacks,
+        providers,
+        provider === undefined
+          ? undefined
+          : { id: provider, message: `"${provider}" is the agent's own provider; a fallback must be another provider` }
+      ).problems
+    )
+    if (onOff(raw.same_model) !== undefined) {
+      const own = provider !== undefined && isRecord(providers[provider]) ? providers[provider] : undefined
+      if (noFallbacks(raw.fallbacks !== undefined ? raw.fallbacks : own?.fallbacks)) {
+        problems.push({
+          path: [...at, "same_model"],
+          message: provider === undefined
+            ? "has no effect without fallbacks"
+            : `has no effect without fallbacks (the agent's own, or its provider ${provider}'s)`
+        })
+      }
     }
   }
   return problems

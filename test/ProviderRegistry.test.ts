@@ -1,5 +1,6 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import { describe, expect, it, layer } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -99,6 +100,55 @@ const pollUntil = (check: Effect.Effect<boolean>, millis = 3_000) =>
     const deadline = Date.now() + millis
     while (!(yield* check) && Date.now() < deadline) yield* realPause(5)
   })
+
+/** Waits until a fiber sleeps until `at` on the TestClock (a retry's backoff, a breaker's wait). */
+const awaitSleepAt = (at: number) => pollUntil(Effect.map(TestClock.sleeps(), Chunk.some((wake) => wake === at)))
+
+const awaitRequests = (server: FakeProviderServer.Service, count: number) =>
+  pollUntil(Effect.map(server.requests, (requests) => requests.length >= count))
+
+/** Lets a fiber run its I/O for a while: when a test checks that nothing more happens. */
+const settle = Effect.zipRight(realPause(50), Effect.yieldNow())
+
+const paths = (server: FakeProviderServer.Service) =>
+  Effect.map(server.requests, (requests) => requests.map((request) => request.path))
+
+const ANTHROPIC_PATH = "/v1/messages"
+const OPENAI_PATH = "/v1/chat/completions"
+const AZURE_PATH = "/openai/deployments/gpt-4/chat/completions"
+
+const unavailable = {
+  anthropic: Reply.anthropicError(503, "api_error", "Service unavailable"),
+  openai: Reply.openaiError(503, { message: "Service unavailable", type: "server_error" })
+}
+
+/** The three providers of `yaml` on the fake server, with `extra` lines under each (by id) and `agents`. */
+const resilientYaml = (extra: Readonly<Record<string, string>>, agents = "") => {
+  const under = (id: string) => (extra[id] ?? "").trim().split("\n").filter((l) => l !== "").map((l) => `    ${l}`)
+  return [
+    "providers:",
+    "  claude_main:",
+    "    type: anthropic",
+    "    api_key: ${ANTHROPIC_API_KEY}",
+    "    default_model: claude-sonnet-4-6",
+    "    base_url: ${FAKE_URL}",
+    ...under("claude_main"),
+    "  openai_main:",
+    "    api_key: ${OPENAI_API_KEY}",
+    "    default_model: gpt-4o",
+    "    base_url: ${FAKE_URL}/v1",
+    ...under("openai_main"),
+    "  azure_gpt:",
+    "    type: litellm",
+    "    api_key: ${AZURE_API_KEY}",
+    "    default_model: azure/gpt-4",
+    "    base_url: ${FAKE_URL}",
+    "    api_version: \"2024-10-21\"",
+    ...under("azure_gpt"),
+    agents === "" ? "" : `agents:\n${agents.trim().split("\n").map((l) => `  ${l}`).join("\n")}`,
+    ""
+  ].join("\n")
+}
 
 const hasSecret = (u: unknown): boolean =>
   [inspect(u, { depth: null }), String(u), JSON.stringify(u) ?? ""].some((text) => text.includes("SECRET"))
@@ -355,6 +405,229 @@ layer(FakeProviderServer.layer())("ProviderRegistry against FakeProviderServer",
       ))
   })
 
+  describe("retry, request_timeout, circuit_breaker and fallbacks from the config (TestClock)", () => {
+    it.scoped("retry on a provider: a 429 with retry-after: 2, then an answer after 2 s, in exactly 2 requests", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          yield* server.enqueue(
+            Reply.openaiError(429, { message: "Slow down", type: "requests", code: "rate_limit_exceeded" }, {
+              "retry-after": "2"
+            }),
+            Reply.scripted({ text: "after the wait" })
+          )
+          const openai = yield* ProviderRegistry.get("openai_main")
+          const start = yield* TestClock.currentTimeMillis
+          const fiber = yield* Effect.fork(openai.complete(ask("Hi")))
+          yield* awaitRequests(server, 1)
+          yield* awaitSleepAt(start + 2_000)
+          yield* TestClock.adjust("1999 millis")
+          yield* settle
+          expect(yield* server.requests).toHaveLength(1)
+          yield* TestClock.adjust("1 millis")
+          const reply = yield* Fiber.join(fiber)
+          expect(reply).toMatchObject({ content: "after the wait", providerId: "openai_main" })
+          expect(yield* server.requests).toHaveLength(2)
+          expect(yield* openai.usage).toMatchObject({ calls: 2, failures: 1 })
+        }), {
+        text: resilientYaml({
+          openai_main: "retry: { max_retries: 3, base_delay: 500 millis }",
+          claude_main: "retry: false"
+        })
+      }))
+
+    it.scoped("retry: false gives the error after 1 request", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          yield* server.enqueue(
+            Reply.anthropicError(429, "rate_limit_error", "Number of requests has exceeded your rate limit", {
+              "retry-after": "2"
+            }),
+            Reply.scripted({ text: "never" })
+          )
+          const claude = yield* ProviderRegistry.get("claude_main")
+          const error = yield* Effect.flip(claude.complete(ask("Hi")))
+          expect(error._tag).toBe("RateLimitError")
+          expect(yield* paths(server)).toEqual([ANTHROPIC_PATH])
+        }), { text: resilientYaml({ claude_main: "retry: false" }) }))
+
+    it.scoped("a provider whose endpoint answers 503 is answered by its fallback, which says so; usage is counted once", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          yield* server.setHandler((request) =>
+            request.path === ANTHROPIC_PATH
+              ? unavailable.anthropic
+              : Reply.scripted({ text: "from openai", usage: { inputTokens: 10, outputTokens: 5 } })
+          )
+          const registry = yield* ProviderRegistry.ProviderRegistry
+          const claude = yield* registry.get("claude_main")
+          const openai = yield* registry.get("openai_main")
+          // Still claude_main to its users
+          expect(claude).toMatchObject({ providerId: "claude_main", providerType: "anthropic" })
+          expect(claude.defaultModel).toBe("claude-sonnet-4-6")
+
+          const reply = yield* claude.complete(ask("Hi", { model: "claude-opus-4-1" }))
+          expect(reply).toMatchObject({ content: "from openai", providerId: "openai_main", model: "gpt-4o" })
+          const streamed = yield* Response.collect(claude.stream(ask("Hi")))
+          expect(streamed).toMatchObject({ content: "from openai", providerId: "openai_main" })
+          const requests = yield* server.requests
+          expect(requests.map((r) => r.path)).toEqual([ANTHROPIC_PATH, OPENAI_PATH, ANTHROPIC_PATH, OPENAI_PATH])
+          // The fallback answers with its own default model
+          expect(requests[1]!.body).toMatchObject({ model: "gpt-4o" })
+
+          // Concurrent calls on the chain and on the fallback itself
+          yield* Effect.all(
+            [
+              claude.complete(ask("1")),
+              openai.complete(ask("2")),
+              claude.complete(ask("3")),
+              openai.complete(ask("4"))
+            ],
+            { concurrency: "unbounded", discard: true }
+          )
+          const claudeUsage = yield* claude.usage
+          const openaiUsage = yield* openai.usage
+          expect(claudeUsage).toMatchObject({ calls: 4, failures: 4, inputTokens: 0 })
+          expect(openaiUsage).toMatchObject({ calls: 6, failures: 0, inputTokens: 60, outputTokens: 30 })
+          const total = yield* registry.totalUsage
+          const bases = yield* Effect.forEach(
+            ["claude_main", "openai_main", "azure_gpt"],
+            (id) => Effect.flatMap(registry.get(id), (llm) => llm.usage)
+          )
+          expect(total).toEqual(bases.reduce(Usage.combine, Usage.empty))
+          expect(total).toMatchObject({ calls: 10, failures: 4, inputTokens: 60, outputTokens: 30 })
+          expect((yield* registry.usageSummary).total).toEqual(total)
+
+          // resetUsage of the chain resets its own provider only
+          yield* claude.resetUsage
+          expect((yield* claude.usage).calls).toBe(0)
+          expect((yield* openai.usage).calls).toBe(6)
+        }), { text: resilientYaml({ claude_main: "fallbacks: [openai_main]" }) }))
+
+    it.scoped("an agent's own fallbacks and retry replace its provider's; an agent without keeps them", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          yield* server.setHandler((request) =>
+            request.path === ANTHROPIC_PATH
+              ? unavailable.anthropic
+              : Reply.scripted({ text: `from ${request.path === AZURE_PATH ? "azure" : "openai"}` })
+          )
+          // planner: no retry, azure_gpt instead of openai_main
+          const planner = yield* ProviderRegistry.getForAgent("planner")
+          expect(planner).toMatchObject({ providerId: "claude_main", defaultModel: "claude-opus-4-1" })
+          const fromPlanner = yield* planner.complete(ask("Plan"))
+          expect(fromPlanner).toMatchObject({ content: "from azure", providerId: "azure_gpt" })
+          const plannerRequests = yield* server.requests
+          expect(plannerRequests.map((r) => r.path)).toEqual([ANTHROPIC_PATH, AZURE_PATH])
+          // The agent's defaults reach its provider
+          expect(plannerRequests[0]!.body).toMatchObject({ model: "claude-opus-4-1", max_tokens: 1024 })
+
+          // scout: claude_main's own settings, 2 retries 1 s then 2 s apart, then openai_main
+          yield* server.reset
+          yield* server.setHandler((request) =>
+            request.path === ANTHROPIC_PATH ? unavailable.anthropic : Reply.scripted({ text: "from openai" })
+          )
+          const scout = yield* ProviderRegistry.getForAgent("scout")
+          const start = yield* TestClock.currentTimeMillis
+          const fiber = yield* Effect.fork(scout.complete(ask("Look around")))
+          yield* awaitRequests(server, 1)
+          yield* awaitSleepAt(start + 1_000)
+          yield* TestClock.adjust("1 second")
+          yield* awaitRequests(server, 2)
+          yield* awaitSleepAt(start + 3_000)
+          yield* TestClock.adjust("2 seconds")
+          expect(yield* Fiber.join(fiber)).toMatchObject({ content: "from openai", providerId: "openai_main" })
+          expect(yield* paths(server)).toEqual([ANTHROPIC_PATH, ANTHROPIC_PATH, ANTHROPIC_PATH, OPENAI_PATH])
+
+          // coder: a retry of its own on a provider with retry: false
+          yield* server.reset
+          yield* server.enqueue(unavailable.openai, Reply.scripted({ text: "second try" }), unavailable.openai)
+          const coder = yield* ProviderRegistry.getForAgent("coder")
+          const later = yield* TestClock.currentTimeMillis
+          const coding = yield* Effect.fork(coder.complete(ask("Code")))
+          yield* awaitRequests(server, 1)
+          yield* awaitSleepAt(later + 1_000)
+          yield* TestClock.adjust("1 second")
+          expect(yield* Fiber.join(coding)).toMatchObject({ content: "second try", providerId: "openai_main" })
+          const openai = yield* ProviderRegistry.get("openai_main")
+          expect((yield* Effect.flip(openai.complete(ask("Direct"))))._tag).toBe("ProviderUnavailableError")
+          expect(yield* paths(server)).toEqual([OPENAI_PATH, OPENAI_PATH, OPENAI_PATH])
+        }), {
+        text: resilientYaml(
+          {
+            claude_main: "retry: { max_retries: 2, base_delay: 1 second, jitter: false }\nfallbacks: [openai_main]",
+            openai_main: "retry: false"
+          },
+          `
+planner: { provider: claude_main, model: claude-opus-4-1, max_tokens: 1024, retry: false, fallbacks: [azure_gpt] }
+scout: { provider: claude_main }
+coder: { provider: openai_main, retry: { max_retries: 1, base_delay: 1 second, jitter: false } }
+`
+        )
+      }))
+
+    it.scoped("a breaker with failure_threshold: 2 opens after 2 failures and refuses the third call without a request", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          yield* server.setHandler((request) =>
+            request.path === OPENAI_PATH ? unavailable.openai : unavailable.anthropic
+          )
+          const openai = yield* ProviderRegistry.get("openai_main")
+          for (let i = 0; i < 2; i++) {
+            expect((yield* Effect.flip(openai.complete(ask(`${i}`))))._tag).toBe("ProviderUnavailableError")
+          }
+          const refused = yield* Effect.flip(openai.complete(ask("third")))
+          expect(refused).toMatchObject({ _tag: "CircuitOpenError", provider: "openai_main" })
+          expect(refused.message).toBe("openai_main: circuit breaker open; the next trial call in 30s")
+          expect(yield* paths(server)).toEqual([OPENAI_PATH, OPENAI_PATH])
+
+          // One breaker per provider: its agents and its role as a fallback see the same state
+          const coder = yield* ProviderRegistry.getForAgent("coder")
+          expect((yield* Effect.flip(coder.complete(ask("agent"))))._tag).toBe("CircuitOpenError")
+          const claude = yield* ProviderRegistry.get("claude_main")
+          expect((yield* Effect.flip(claude.complete(ask("chain"))))._tag).toBe("CircuitOpenError")
+          expect(yield* paths(server)).toEqual([OPENAI_PATH, OPENAI_PATH, ANTHROPIC_PATH])
+          // A refused call reaches no provider and counts nowhere
+          expect(yield* openai.usage).toMatchObject({ calls: 2, failures: 2 })
+
+          // After reset_timeout one trial goes through; its success closes the breaker
+          yield* TestClock.adjust("30 seconds")
+          yield* server.setHandler(() => Reply.scripted({ text: "back" }))
+          expect((yield* openai.complete(ask("trial"))).content).toBe("back")
+          expect((yield* coder.complete(ask("again"))).content).toBe("back")
+          expect(yield* openai.usage).toMatchObject({ calls: 4, failures: 2 })
+        }), {
+        text: resilientYaml(
+          {
+            claude_main: "fallbacks: [openai_main]",
+            openai_main: "circuit_breaker: { failure_threshold: 2, reset_timeout: 30 seconds }"
+          },
+          "coder: { provider: openai_main, model: gpt-4o-mini }"
+        )
+      }))
+
+    it.scoped("request_timeout bounds each attempt; the provider's own timeout stays its HTTP client's", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          yield* server.enqueue(Reply.hang, Reply.scripted({ text: "in time" }))
+          const azure = yield* ProviderRegistry.get("azure_gpt")
+          const start = yield* TestClock.currentTimeMillis
+          const fiber = yield* Effect.fork(azure.complete(ask("Hi")))
+          yield* awaitRequests(server, 1)
+          yield* awaitSleepAt(start + 5_000)
+          yield* TestClock.adjust("5 seconds")
+          // The timeout (retryable) is retried after 1 s
+          yield* awaitSleepAt(start + 6_000)
+          yield* TestClock.adjust("1 second")
+          expect((yield* Fiber.join(fiber)).content).toBe("in time")
+          expect(yield* azure.usage).toMatchObject({ calls: 2, failures: 1 })
+        }), {
+        text: resilientYaml({
+          azure_gpt:
+            "timeout: 10 minutes\nrequest_timeout: 5 seconds\nretry: { max_retries: 1, base_delay: 1 second, jitter: false }"
+        })
+      }))
+  })
+
   describe("configuration problems found while building", () => {
     it.scoped("a litellm model with no known prefix and no base_url, a type with no factory", () =>
       Effect.gen(function*() {
@@ -378,6 +651,26 @@ providers:
             Object.keys(LiteLLM.routes).map((p) => `${p}/`).join(", ") +
             "); set base_url to send a bare model name to any OpenAI-compatible server\n" +
             "  - providers.openai_main.type: no factory builds a provider of type openai"
+        )
+      }))
+
+    it.scoped("a config built in code whose fallbacks name no provider", () =>
+      Effect.gen(function*() {
+        const server = yield* FakeProviderServer.FakeProviderServer
+        const config = yield* configFor(server)
+        const edited: ProvidersConfig.ProvidersConfig = {
+          ...config,
+          providers: {
+            ...config.providers,
+            claude_main: { ...config.providers.claude_main!, fallbacks: ["openai_main", "gone"] }
+          },
+          agents: { planner: { ...config.agents.planner!, fallbacks: ["elsewhere"] } }
+        }
+        const error = yield* Effect.flip(Layer.build(ProviderRegistry.layerFromConfig(edited)))
+        expect(error.message).toBe(
+          "Invalid provider configuration in test/providers.yaml (2 problems):\n" +
+            "  - providers.claude_main.fallbacks: provider \"gone\" is not defined\n" +
+            "  - agents.planner.fallbacks: provider \"elsewhere\" is not defined"
         )
       }))
 
@@ -592,6 +885,31 @@ describe("ProviderRegistry lifetime", () => {
       )
       expect(yield* registry.totalUsage).toEqual(Usage.empty)
       expect(yield* server.requests).toHaveLength(3)
+    }))
+
+  it.scoped("closing the registry's scope ends a call waiting between two retries", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.make()
+      yield* server.setHandler(() => unavailable.openai)
+      const config = yield* configFor(
+        server,
+        resilientYaml({ openai_main: "retry: { max_retries: 5, base_delay: 1 minute, jitter: false }" })
+      )
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(ProviderRegistry.layerFromConfig(config), scope).pipe(
+        Effect.withConfigProvider(envFor(server))
+      )
+      const openai = yield* Context.get(context, ProviderRegistry.ProviderRegistry).get("openai_main")
+      const start = yield* TestClock.currentTimeMillis
+      const fiber = yield* Effect.fork(Effect.flip(openai.complete(ask("x"))))
+      yield* awaitSleepAt(start + 60_000)
+      yield* Scope.close(scope, Exit.void)
+      const error = yield* Fiber.join(fiber)
+      expect([error._tag, error.message]).toEqual([
+        "InvalidRequestError",
+        "openai_main: this provider was released when its ProviderRegistry closed"
+      ])
+      expect(yield* server.requests).toHaveLength(1)
     }))
 
   it.scoped("a provider is built once, however often it is asked for", () =>

@@ -210,6 +210,263 @@ agents:
       }))
   })
 
+  describe("retry, request_timeout, circuit_breaker, fallbacks", () => {
+    const resilient = `
+providers:
+  claude_main:
+    api_key: k
+    default_model: claude-sonnet-4-5
+    timeout: 2 minutes
+    request_timeout: { total: 90 seconds, first_event: 20, idle: 5 seconds }
+    retry: { max_retries: 4, base_delay: 250 millis, factor: 3, max_delay: 10, max_retry_after: 1 minute, max_elapsed: 2 minutes, jitter: false }
+    circuit_breaker: { failure_threshold: 3, reset_timeout: 45 seconds, failure_rate: 0.5, minimum_calls: 20, window: 2 minutes }
+    fallbacks: [openai_main, azure_gpt]
+  openai_main:
+    api_key: k
+    default_model: gpt-4o
+    retry: true
+    circuit_breaker: true
+    request_timeout: 30
+  azure_gpt:
+    default_model: azure/gpt-4
+    base_url: https://myorg.openai.azure.com
+    retry: \${AZURE_RETRY}
+    fallbacks: [openai_main]
+    same_model: true
+agents:
+  planner: { provider: claude_main, retry: false, request_timeout: false, circuit_breaker: false, fallbacks: [] }
+  coder: { provider: openai_main, retry: { max_retries: 1 }, fallbacks: [azure_gpt], same_model: "true" }
+`
+
+    it.effect("decode into the options Resilience takes, durations as Durations", () =>
+      Effect.gen(function*() {
+        const config = yield* parse(resilient, { AZURE_RETRY: "false" })
+        const { azure_gpt, claude_main, openai_main } = config.providers
+        const millis = (d: Duration.Duration | undefined) => d === undefined ? undefined : Duration.toMillis(d)
+        // The transport timeout and the per-attempt timeout are two fields
+        expect(millis(claude_main!.timeout)).toBe(120_000)
+        const timeouts = claude_main!.requestTimeout
+        expect(
+          timeouts === false || timeouts === undefined ? timeouts : {
+            total: millis(timeouts.total),
+            firstEvent: millis(timeouts.firstEvent),
+            idle: millis(timeouts.idle)
+          }
+        ).toEqual({ total: 90_000, firstEvent: 20_000, idle: 5_000 })
+        const retry = claude_main!.retry
+        expect(
+          retry === false || retry === undefined ? retry : {
+            ...retry,
+            baseDelay: millis(retry.baseDelay),
+            maxDelay: millis(retry.maxDelay),
+            maxRetryAfter: millis(retry.maxRetryAfter),
+            maxElapsed: millis(retry.maxElapsed)
+          }
+        ).toEqual({
+          maxRetries: 4,
+          baseDelay: 250,
+          factor: 3,
+          maxDelay: 10_000,
+          maxRetryAfter: 60_000,
+          maxElapsed: 120_000,
+          jitter: false
+        })
+        const breaker = claude_main!.circuitBreaker
+        expect(
+          breaker === false || breaker === undefined ? breaker : {
+            ...breaker,
+            resetTimeout: millis(breaker.resetTimeout),
+            window: millis(breaker.window)
+          }
+        ).toEqual({ failureThreshold: 3, resetTimeout: 45_000, failureRate: 0.5, minimumCalls: 20, window: 120_000 })
+        expect(claude_main!.fallbacks).toEqual(["openai_main", "azure_gpt"])
+        expect(claude_main!.sameModel).toBeUndefined()
+
+        // `true` is the defaults; a bare duration is the total
+        expect(openai_main).toMatchObject({ retry: {}, circuitBreaker: {} })
+        expect(openai_main!.requestTimeout).toEqual({ total: Duration.seconds(30) })
+        // From a variable, as text
+        expect(azure_gpt).toMatchObject({ retry: false, fallbacks: ["openai_main"], sameModel: true })
+
+        expect(config.agents.planner).toEqual({
+          id: "planner",
+          provider: "claude_main",
+          retry: false,
+          requestTimeout: false,
+          circuitBreaker: false,
+          fallbacks: []
+        })
+        expect(config.agents.coder).toEqual({
+          id: "coder",
+          provider: "openai_main",
+          retry: { maxRetries: 1 },
+          fallbacks: ["azure_gpt"],
+          sameModel: true
+        })
+      }))
+
+    const on = (fields: string, agents = "") =>
+      problems(`
+providers:
+  openai_main: { api_key: k, default_model: gpt-4o }
+  claude_main:
+    api_key: k
+    default_model: claude-sonnet-4-5
+${fields.trim().split("\n").map((line) => `    ${line}`).join("\n")}
+${agents}`)
+
+    it.effect("each bad value names its path, what it expects and what it got", () =>
+      Effect.gen(function*() {
+        const duration = "expected a duration such as \"30 seconds\" or a number of seconds"
+        const cases: ReadonlyArray<readonly [string, string]> = [
+          ["retry: { max_retries: x }", "retry.max_retries: expected a non-negative integer, got \"x\""],
+          ["retry: { max_retries: -1 }", "retry.max_retries: expected a non-negative integer, got -1"],
+          ["retry: { max_retries: 1.5 }", "retry.max_retries: expected a non-negative integer, got 1.5"],
+          ["retry: { base_delay: soon }", `retry.base_delay: ${duration}, got "soon"`],
+          ["retry: { max_elapsed: 0 }", `retry.max_elapsed: ${duration}, got 0`],
+          ["retry: { factor: 0.5 }", "retry.factor: expected a number of at least 1, got 0.5"],
+          ["retry: { jitter: maybe }", "retry.jitter: expected true or false, got \"maybe\""],
+          [
+            "retry: { max_retry: 3 }",
+            "retry.max_retry: unknown field; expected one of: max_retries, base_delay, factor, max_delay, " +
+            "max_retry_after, max_elapsed, jitter"
+          ],
+          ["retry: sometimes", "retry: expected true, false or a mapping of retry settings, got \"sometimes\""],
+          ["retry: [3]", "retry: expected true, false or a mapping of retry settings, got a list"],
+          [
+            "request_timeout: soon",
+            "request_timeout: expected a duration such as \"30 seconds\", a number of seconds, false, or a mapping " +
+            "with total, first_event and idle, got \"soon\""
+          ],
+          ["request_timeout: { first_event: -5 }", `request_timeout.first_event: ${duration}, got -5`],
+          ["request_timeout: {}", "request_timeout: set at least one of total, first_event, idle"],
+          [
+            "request_timeout: { first: 1 }",
+            "request_timeout.first: unknown field; expected one of: total, first_event, idle"
+          ],
+          [
+            "circuit_breaker: { failure_threshold: 0 }",
+            "circuit_breaker.failure_threshold: expected a positive integer, got 0"
+          ],
+          [
+            "circuit_breaker: { failure_rate: 1.5 }",
+            "circuit_breaker.failure_rate: expected a number greater than 0 and at most 1, got 1.5"
+          ],
+          [
+            "circuit_breaker: { minimum_calls: none }",
+            "circuit_breaker.minimum_calls: expected a positive integer, got \"none\""
+          ],
+          ["circuit_breaker: { reset_timeout: later }", `circuit_breaker.reset_timeout: ${duration}, got "later"`],
+          [
+            "circuit_breaker: on",
+            "circuit_breaker: expected true, false or a mapping of circuit breaker settings, got \"on\""
+          ],
+          ["fallbacks: openai_main", "fallbacks: expected a list of provider ids, got \"openai_main\""],
+          ["fallbacks: [openai_main, 7]", "fallbacks[1]: expected a provider id, got 7"],
+          [
+            "fallbacks: [opnai_main]",
+            "fallbacks[0]: fallback provider \"opnai_main\" is not defined; defined providers: openai_main, claude_main"
+          ],
+          [
+            "fallbacks: [claude_main]",
+            "fallbacks[0]: provider claude_main lists itself; a fallback must be another provider"
+          ],
+          ["fallbacks: [openai_main, openai_main]", "fallbacks[1]: \"openai_main\" is listed twice"],
+          ["same_model: yes", "same_model: expected true or false, got \"yes\""],
+          ["same_model: true", "same_model: has no effect without fallbacks"],
+          ["fallbacks: []\nsame_model: true", "same_model: has no effect without fallbacks"]
+        ]
+        for (const [fields, problem] of cases) {
+          expect([fields, yield* on(fields)]).toEqual([fields, [`providers.claude_main.${problem}`]])
+        }
+      }))
+
+    it.effect("agents take the same fields, checked the same way", () =>
+      Effect.gen(function*() {
+        expect(
+          yield* on(
+            "fallbacks: [openai_main]",
+            `agents:
+  planner:
+    provider: claude_main
+    retry: { max_retries: x }
+    fallbacks: [claude_main, gpt]
+  coder: { provider: openai_main, same_model: true }
+  writer: { provider: claude_main, same_model: true }
+  reader: { provider: claude_main, fallbacks: [], same_model: true }
+  critic: { provider: claude_main, request_timeout: {}, circuit_breaker: false, oops: 1 }
+`
+          )
+        ).toEqual([
+          "agents.planner.retry.max_retries: expected a non-negative integer, got \"x\"",
+          "agents.planner.fallbacks[0]: \"claude_main\" is the agent's own provider; a fallback must be another provider",
+          "agents.planner.fallbacks[1]: fallback provider \"gpt\" is not defined; defined providers: openai_main, claude_main",
+          "agents.coder.same_model: has no effect without fallbacks (the agent's own, or its provider openai_main's)",
+          // writer inherits claude_main's fallbacks: its same_model applies to them
+          "agents.reader.same_model: has no effect without fallbacks (the agent's own, or its provider claude_main's)",
+          "agents.critic.request_timeout: set at least one of total, first_event, idle",
+          "agents.critic.oops: unknown field; expected one of: provider, model, max_tokens, temperature, system, retry, " +
+          "request_timeout, circuit_breaker, fallbacks, same_model"
+        ])
+      }))
+
+    it.effect("fallbacks that lead back to a provider form a cycle, reported once per cycle", () =>
+      Effect.gen(function*() {
+        expect(
+          yield* problems(`
+providers:
+  a: { api_key: k, default_model: gpt-4o, fallbacks: [b] }
+  b: { api_key: k, default_model: gpt-4o, fallbacks: [c] }
+  c: { api_key: k, default_model: gpt-4o, fallbacks: [a, b] }
+  d: { api_key: k, default_model: gpt-4o, fallbacks: [e] }
+  e: { api_key: k, default_model: gpt-4o, fallbacks: [d] }
+  f: { api_key: k, default_model: gpt-4o, fallbacks: [a, d] }
+`)
+        ).toEqual([
+          "providers.a.fallbacks: the fallbacks form a cycle: a -> b -> c -> a",
+          "providers.b.fallbacks: the fallbacks form a cycle: b -> c -> b",
+          "providers.d.fallbacks: the fallbacks form a cycle: d -> e -> d"
+        ])
+      }))
+
+    it.effect("every problem is reported together with the rest of the file's", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(parse(
+          `
+providers:
+  claude_main:
+    api_key: k
+    default_model: claude-sonnet-4-5
+    max_tokens: lots
+    retry: { max_retries: x, jitter: maybe }
+    request_timeout: soon
+    fallbacks: [openai_main, opnai_main]
+  openai_main:
+    api_key: k
+    default_model: gpt-4o
+    circuit_breaker: { failure_threshold: 0 }
+    fallbacks: [claude_main]
+agents:
+  planner: { provider: claude_main, fallbacks: [claude_main], temperature: 3 }
+`,
+          {},
+          "examples/bad.yaml"
+        ))
+        expect(error.message).toBe(
+          `Invalid provider configuration in examples/bad.yaml (9 problems):
+  - providers.claude_main.max_tokens: expected a positive integer, got "lots"
+  - providers.claude_main.retry.max_retries: expected a non-negative integer, got "x"
+  - providers.claude_main.retry.jitter: expected true or false, got "maybe"
+  - providers.claude_main.request_timeout: expected a duration such as "30 seconds", a number of seconds, false, or a mapping with total, first_event and idle, got "soon"
+  - providers.claude_main.fallbacks: the fallbacks form a cycle: claude_main -> openai_main -> claude_main
+  - providers.claude_main.fallbacks[1]: fallback provider "opnai_main" is not defined; defined providers: claude_main, openai_main
+  - providers.openai_main.circuit_breaker.failure_threshold: expected a positive integer, got 0
+  - agents.planner.fallbacks[0]: "claude_main" is the agent's own provider; a fallback must be another provider
+  - agents.planner.temperature: expected a number between 0 and 2, got 3`
+        )
+      }))
+  })
+
   describe("errors a person can act on", () => {
     it.effect("a YAML syntax error names the file, the line and the column", () =>
       Effect.gen(function*() {
@@ -307,7 +564,7 @@ top_level: 1
   - providers.claude_main.max_tokens: expected a positive integer, got "lots"
   - providers.claude_main.timeout: expected a duration such as "30 seconds" or a number of seconds, got "soon"
   - providers.claude_main.base_url: expected an http(s) URL, got "api.anthropic.com"
-  - providers.claude_main.max_token: unknown field; expected one of: type, api_key, default_model, max_tokens, base_url, timeout, pricing, organization, project, api_version, headers
+  - providers.claude_main.max_token: unknown field; expected one of: type, api_key, default_model, max_tokens, base_url, timeout, pricing, organization, project, api_version, headers, retry, request_timeout, circuit_breaker, fallbacks, same_model
   - providers.openai_main.organization: environment variable OPENAI_ORG is not set
   - providers.openai_main.api_version: is not taken by an openai provider (litellm only)
   - providers.openai_main.api_key: is required for an openai provider (for example api_key: \${OPENAI_API_KEY})
