@@ -117,7 +117,8 @@ describe("ProvidersConfig", () => {
         expect(Object.keys(config.providers)).toEqual(["claude_main", "openai_main"])
         expect(config.providers.claude_main!.baseUrl).toBe("https://api.anthropic.com")
         expect(config.providers.openai_main!.type).toBe("openai")
-        expect(Object.keys(config.agents)).toEqual(["claude_assistant", "openai_assistant"])
+        expect(Object.keys(config.agents)).toEqual(["claude_assistant", "openai_assistant", "sturdy_planner"])
+        expect(config.agents.sturdy_planner).toMatchObject({ provider: "claude_main", fallbacks: ["openai_main"] })
       }).pipe(Effect.provide(NodeFileSystem.layer)))
 
     it.effect("a file that does not exist", () =>
