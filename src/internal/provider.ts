@@ -2,22 +2,35 @@
  * The shared call path. A provider only maps requests to its wire format and replies to neutral
  * events (a `Driver`); this module does the rest once for all of them: defaults, local
  * validation, pricing, the usage tally (every call that reaches the provider recorded exactly
- * once), the unpriced-model warning, and the response fold.
+ * once), the unpriced-model warning, the response fold, and the telemetry of every call (a span
+ * per call, the metrics, updated with the tally at one point, and the logs; see `Telemetry`).
  */
+import * as Cause from "effect/Cause"
+import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as HashSet from "effect/HashSet"
+import * as LogLevel from "effect/LogLevel"
+import type * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import type * as Capabilities from "../Capabilities.js"
 import type * as LLM from "../LLM.js"
 import type * as LLMError from "../LLMError.js"
+import type * as Message from "../Message.js"
 import * as Pricing from "../Pricing.js"
 import type * as Response from "../Response.js"
+import * as Telemetry from "../Telemetry.js"
 import * as Usage from "../Usage.js"
 import { ResponseBuilder } from "./builder.js"
+import * as internal from "./telemetry.js"
 
 /** A request with the provider's defaults applied. */
 export interface ResolvedRequest extends LLM.CompletionRequest {
@@ -79,11 +92,52 @@ export const finishEvent = (providerId: string, raw: RawFinish): Response.Finish
   return event
 }
 
+/** One call in flight, as its telemetry sees it: read once when the call starts. */
+interface Call {
+  readonly operation: string
+  readonly span: Tracer.Span
+  /** The requested model: the key of the usage breakdown and the metrics' `model` tag. */
+  readonly model: string
+  readonly clock: Clock.Clock
+  /** Nanoseconds on `clock`. */
+  readonly started: bigint
+  /** The caller's metric tags (`Effect.tagMetrics`), added to ours. */
+  readonly metricTags: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly logLevel: LogLevel.LogLevel
+  readonly recordContent: boolean
+  /** Whether tracing is on (`FiberRef.currentTracerEnabled`); when off, `span` is a no-op. */
+  readonly tracing: boolean
+  /** Whether spans take their times from the clock (`FiberRef.currentTracerTimingEnabled`). */
+  readonly timing: boolean
+}
+
+/**
+ * Effect annotates an error that fails inside a span by wrapping it in a `Proxy` that points to the
+ * span. Callers get the driver's own error instances back, as before the call had a span (errors
+ * are compared by identity; the span trace is on the span itself). Maps the cause, not the error:
+ * failing again would wrap again.
+ */
+const originalErrors = <E>(cause: Cause.Cause<E>): Cause.Cause<E> => Cause.map(cause, Cause.originalError)
+
+/** With tracing off (`Effect.withTracerEnabled(false)`) the span is a no-op: no attributes to build. */
+const noopSpanOptions: Tracer.SpanOptions = { kind: "client", captureStackTrace: false }
+
+const spanOptions = (driver: Driver, request: ResolvedRequest, tracing: boolean): Tracer.SpanOptions =>
+  tracing
+    ? {
+      kind: "client",
+      // The stack of the call path would name this file, not the caller: not worth an `Error` per call.
+      captureStackTrace: false,
+      attributes: internal.requestAttributes(driver.providerType, driver.providerId, request)
+    }
+    : noopSpanOptions
+
 /** Builds the `LLM` service from a driver. */
 export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
   Effect.gen(function*() {
     const tracker = yield* Usage.makeTracker
     const warned = yield* Ref.make(HashSet.empty<string>())
+    const instruments = internal.makeInstruments(driver.providerId)
 
     const resolve = (request: LLM.CompletionRequest): ResolvedRequest => ({
       ...request,
@@ -109,68 +163,257 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
         )
       )
 
-    const record = (model: string, tokens: Usage.Tokens, costUsd: number | undefined, failed: boolean) =>
-      Effect.zipRight(
-        tracker.record({ model, tokens, costUsd, failed }),
-        costUsd === undefined ? warnUnpriced(model) : Effect.void
-      )
+    /** Reads what the call's telemetry needs from the calling fiber, once. */
+    const begin = <A, E>(
+      fiber: Fiber.RuntimeFiber<A, E>,
+      operation: string,
+      span: Tracer.Span,
+      request: ResolvedRequest
+    ): Call => {
+      const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+      const started = clock.unsafeCurrentTimeNanos()
+      const recordContent = fiber.getFiberRef(Telemetry.recordContent)
+      if (recordContent) {
+        span.event(Telemetry.EventNames.prompt, started, {
+          [Telemetry.Attributes.prompt]: internal.promptJson(request)
+        })
+      }
+      return {
+        operation,
+        span,
+        model: request.model,
+        clock,
+        started,
+        metricTags: fiber.getFiberRef(FiberRef.currentMetricLabels),
+        logLevel: fiber.getFiberRef(FiberRef.currentMinimumLogLevel),
+        recordContent,
+        tracing: fiber.getFiberRef(FiberRef.currentTracerEnabled),
+        timing: fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
+      }
+    }
+
+    const logSettled = (call: Call, settled: internal.Settled, durationMs: number): Effect.Effect<void> => {
+      const error = settled.error
+      const level = error === undefined || error.interrupted ? LogLevel.Debug : LogLevel.Warning
+      if (LogLevel.greaterThan(call.logLevel, level)) return Effect.void
+      let message: string
+      if (error === undefined) {
+        const usage = settled.usage ?? Usage.emptyTokens
+        const cost = settled.costUsd === undefined ? "unpriced" : `$${settled.costUsd.toFixed(6)}`
+        message =
+          `${call.operation} ${call.model}: ${usage.inputTokens} input / ${usage.outputTokens} output tokens, ` +
+          `${cost}, ${durationMs.toFixed(1)} ms`
+      } else if (error.interrupted) {
+        message = `${call.operation} ${call.model}: interrupted after ${durationMs.toFixed(1)} ms`
+      } else {
+        message = `${call.operation} ${call.model} failed with ${error.tag}: ${error.message}`
+      }
+      const requestId = settled.requestId ?? error?.requestId
+      const annotations: Record<string, unknown> = { provider: driver.providerId, model: call.model }
+      if (requestId !== undefined) annotations.request_id = requestId
+      if (error !== undefined) annotations.error = error.tag
+      return Effect.annotateLogs(Effect.logWithLevel(level, message), annotations)
+    }
+
+    /**
+     * The single point where a call that reached the provider is accounted for: the usage tally,
+     * the metrics (so the two always agree), the span's attributes, the logs.
+     */
+    const record = (call: Call, settled: internal.Settled): Effect.Effect<void> =>
+      Effect.uninterruptible(Effect.zipRight(
+        tracker.record({
+          model: call.model,
+          tokens: settled.usage ?? Usage.emptyTokens,
+          costUsd: settled.costUsd,
+          failed: settled.error !== undefined
+        }),
+        Effect.suspend(() => {
+          const durationMs = internal.elapsedMs(call.clock, call.started)
+          instruments.settle(call.model, settled, durationMs, call.metricTags)
+          internal.annotateSettled(call.span, settled)
+          if (settled.parts !== undefined) {
+            call.span.event(Telemetry.EventNames.completion, call.clock.unsafeCurrentTimeNanos(), {
+              [Telemetry.Attributes.completion]: internal.completionJson(settled.parts)
+            })
+          }
+          const log = logSettled(call, settled, durationMs)
+          return settled.costUsd === undefined ? Effect.zipRight(warnUnpriced(call.model), log) : log
+        })
+      ))
+
+    /** A call refused before any request: counted in no usage, only in the refusals metric. */
+    const refuse = (call: Call, error: LLMError.LLMError): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const info = internal.errorInfo(error)
+        internal.annotateRefused(call.span, info)
+        instruments.refuse(call.model, info.tag, call.metricTags)
+        if (LogLevel.greaterThan(call.logLevel, LogLevel.Warning)) return Effect.void
+        return Effect.logWarning(`${call.operation} ${call.model} refused before any request: ${info.message}`).pipe(
+          Effect.annotateLogs({ provider: driver.providerId, model: call.model, error: info.tag })
+        )
+      })
 
     const price = (requested: string, finish: Response.Finish): Response.Finish => {
       const costUsd = priceOf(requested, finish)
       return costUsd === finish.costUsd ? finish : { ...finish, costUsd }
     }
 
+    const failed = (
+      usage: Usage.Tokens | undefined,
+      costUsd: number | undefined,
+      error: internal.ErrorInfo,
+      parts: ReadonlyArray<Message.Part> | undefined
+    ): internal.Settled => ({
+      usage,
+      costUsd,
+      error,
+      requestId: undefined,
+      responseModel: undefined,
+      finishReason: undefined,
+      parts
+    })
+
+    const succeeded = (
+      response: Response.LLMResponse,
+      parts: ReadonlyArray<Message.Part> | undefined
+    ): internal.Settled => ({
+      usage: response.usage,
+      costUsd: response.costUsd,
+      error: undefined,
+      requestId: response.requestId,
+      responseModel: response.model,
+      finishReason: response.finishReason,
+      parts
+    })
+
     const complete = (request: LLM.CompletionRequest): Effect.Effect<Response.LLMResponse, LLMError.LLMError> =>
-      Effect.suspend(() => {
+      Effect.withFiberRuntime((fiber) => {
         const resolved = resolve(request)
-        const invalid = driver.validate?.(resolved)
-        if (invalid !== undefined) return Effect.fail(invalid)
-        return driver.complete(resolved).pipe(
-          Effect.map((completed) => {
-            const builder = new ResponseBuilder()
-            builder.addAll(completed.events)
-            builder.add(price(resolved.model, finishEvent(driver.providerId, completed.finish)))
-            return builder.build()
-          }),
-          Effect.onExit((exit) =>
-            Exit.isSuccess(exit)
-              ? record(resolved.model, exit.value.usage, exit.value.costUsd, false)
-              : record(resolved.model, Usage.emptyTokens, 0, true)
-          )
-        )
+        const tracing = fiber.getFiberRef(FiberRef.currentTracerEnabled)
+        return Effect.useSpan(Telemetry.SpanNames.complete, spanOptions(driver, resolved, tracing), (span) => {
+          const call = begin(fiber, Telemetry.SpanNames.complete, span, resolved)
+          const invalid = driver.validate?.(resolved)
+          const body: Effect.Effect<Response.LLMResponse, LLMError.LLMError> = invalid !== undefined
+            ? Effect.zipRight(refuse(call, invalid), Effect.failCause(Cause.fail(invalid)))
+            : driver.complete(resolved).pipe(
+              Effect.mapErrorCause(originalErrors),
+              Effect.map((completed) => {
+                const builder = new ResponseBuilder()
+                builder.addAll(completed.events)
+                builder.add(price(resolved.model, finishEvent(driver.providerId, completed.finish)))
+                return builder.build()
+              }),
+              Effect.onExit((exit) =>
+                Exit.isSuccess(exit)
+                  ? record(call, succeeded(exit.value, call.recordContent ? exit.value.parts : undefined))
+                  : record(call, failed(undefined, 0, internal.errorOfCause(exit.cause), undefined))
+              )
+            )
+          // The span is the parent of everything the call does (a no-op span needs not be).
+          return tracing ? Effect.withParentSpan(body, span) : body
+        })
       })
 
     const stream = (request: LLM.CompletionRequest): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
-      Stream.suspend(() => {
+      // One channel finalizer ends the span and records a stream that did not reach its `Finish`
+      // (lighter than `Stream.withSpan` + `Stream.unwrap` + `Stream.ensuringWith`).
+      Stream.fromChannel(Channel.suspend(() => {
         const resolved = resolve(request)
-        const invalid = driver.validate?.(resolved)
-        if (invalid !== undefined) return Stream.fail(invalid)
         // Per-stream scratch, touched only by this stream's fiber.
+        let call: Call | undefined = undefined
         let reported: Usage.Tokens | undefined = undefined
         let recorded = false
+        let first = true
+        let content: ResponseBuilder | undefined = undefined
         const report: ReportUsage = (usage) => {
           reported = usage
         }
-        return driver.stream(resolved, report).pipe(
-          Stream.mapChunksEffect((chunk) => {
-            const last = Chunk.last(chunk)
-            if (Option.isNone(last) || last.value._tag !== "Finish") return Effect.succeed(chunk)
-            const finish = price(resolved.model, last.value)
-            recorded = true
-            return Effect.as(
-              record(resolved.model, finish.usage, finish.costUsd, false),
-              Chunk.append(Chunk.dropRight(chunk, 1), finish)
+
+        /** `record`, with the stream's span as the parent of its log lines (which become span events). */
+        const settle = (call: Call, settled: internal.Settled) =>
+          call.tracing ? Effect.withParentSpan(record(call, settled), call.span) : record(call, settled)
+
+        const body = (call: Call): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
+          driver.stream(resolved, report).pipe(
+            Stream.mapErrorCause(originalErrors),
+            Stream.mapChunksEffect((chunk) => {
+              if (first && Chunk.isNonEmpty(chunk)) {
+                // Once per stream, at its first batch of events.
+                first = false
+                const millis = internal.elapsedMs(call.clock, call.started)
+                call.span.attribute(Telemetry.Attributes.timeToFirstEventMs, millis)
+                instruments.firstEvent(call.model, millis, call.metricTags)
+              }
+              if (content !== undefined) {
+                content.addAll(chunk)
+              }
+              const last = Chunk.last(chunk)
+              if (Option.isNone(last) || last.value._tag !== "Finish") {
+                return Effect.succeed(chunk)
+              }
+              const finish = price(resolved.model, last.value)
+              recorded = true
+              return Effect.as(
+                settle(call, {
+                  usage: finish.usage,
+                  costUsd: finish.costUsd,
+                  error: undefined,
+                  requestId: finish.requestId,
+                  responseModel: finish.model,
+                  finishReason: finish.finishReason,
+                  parts: content === undefined ? undefined : content.build().parts
+                }),
+                // Not Chunk.append(Chunk.dropRight(...)): that pair loses elements when chunks are later
+                // concatenated in effect 3.22 (Effect-TS/effect#7616).
+                Chunk.unsafeFromArray([...Chunk.toReadonlyArray(chunk).slice(0, -1), finish])
+              )
+            })
+          )
+
+        type Events = Channel.Channel<Chunk.Chunk<Response.StreamEvent>, unknown, LLMError.LLMError>
+        const open = Effect.uninterruptible(Effect.withFiberRuntime<Events>((fiber) => {
+          const tracing = fiber.getFiberRef(FiberRef.currentTracerEnabled)
+          return Effect.flatMap(
+            Effect.makeSpan(Telemetry.SpanNames.stream, spanOptions(driver, resolved, tracing)),
+            (span): Effect.Effect<Events> => {
+              const started = begin(fiber, Telemetry.SpanNames.stream, span, resolved)
+              call = started
+              const invalid = driver.validate?.(resolved)
+              if (invalid !== undefined) {
+                recorded = true
+                return Effect.as(
+                  tracing ? Effect.withParentSpan(refuse(started, invalid), span) : refuse(started, invalid),
+                  Channel.failCause(Cause.fail(invalid))
+                )
+              }
+              if (started.recordContent) content = new ResponseBuilder()
+              // The span is not provided to the driver's stream as its parent: a channel provides its
+              // context again on every pull, which would double the cost of each batch of events.
+              return Effect.succeed(Stream.toChannel(body(started)))
+            }
+          )
+        }))
+
+        return Channel.ensuringWith(Channel.unwrap(open), (exit) =>
+          Effect.suspend(() => {
+            const settled = call
+            if (settled === undefined) {
+              return Effect.void
+            }
+            const end = Effect.sync(() =>
+              settled.span.end(settled.timing ? settled.clock.unsafeCurrentTimeNanos() : BigInt(0), exit)
             )
-          }),
-          Stream.ensuring(Effect.suspend(() => {
-            if (recorded) return Effect.void
+            if (recorded) {
+              return end
+            }
             recorded = true
-            const tokens = reported ?? Usage.emptyTokens
-            const costUsd = reported === undefined ? 0 : Pricing.cost(resolved.model, tokens, driver.pricing)
-            return record(resolved.model, tokens, costUsd, true)
+            const tokens = reported
+            const costUsd = tokens === undefined ? 0 : Pricing.cost(resolved.model, tokens, driver.pricing)
+            // A stream that ends without its `Finish` and without an error was abandoned by its consumer.
+            const error = Exit.isFailure(exit) ? internal.errorOfCause(exit.cause) : internal.interrupted
+            return Effect.zipRight(settle(settled, failed(tokens, costUsd, error, content?.build().parts)), end)
           }))
-        )
-      })
+      }))
 
     return {
       providerId: driver.providerId,
