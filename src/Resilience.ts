@@ -46,6 +46,7 @@ import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
+import * as Telemetry from "./Telemetry.js"
 import * as Usage from "./Usage.js"
 
 /**
@@ -209,10 +210,32 @@ export const retryLLM: {
   (args) => isService(args[0]),
   (llm: LLM.Service, options?: RetryOptions | RetryPolicy): LLM.Service => {
     const policy = toPolicy(options)
+    // Counts every attempt after the first in the `llm.retries` metric, tagged with the error
+    // that caused it.
+    const counted = <A>(
+      request: LLM.CompletionRequest,
+      attempt: (failed: (error: LLMError.LLMError) => Effect.Effect<void>, started: Effect.Effect<void>) => A
+    ) =>
+      Effect.map(Ref.make<string | undefined>(undefined), (last) =>
+        attempt(
+          (error) => Ref.set(last, error._tag),
+          Effect.flatMap(Ref.get(last), (tag) =>
+            tag === undefined
+              ? Effect.void
+              : Telemetry.recordRetry(llm.providerId, request.model ?? llm.defaultModel, tag))
+        ))
     return {
       ...llm,
-      complete: (request) => retry(llm.complete(request), policy),
-      stream: (request) => retry(llm.stream(request), policy)
+      complete: (request) =>
+        Effect.flatten(
+          counted(request, (failed, started) =>
+            retry(Effect.zipRight(started, Effect.tapError(llm.complete(request), failed)), policy))
+        ),
+      stream: (request) =>
+        Stream.unwrap(
+          counted(request, (failed, started) =>
+            retry(Stream.unwrap(Effect.as(started, Stream.tapError(llm.stream(request), failed))), policy))
+        )
     }
   }
 )

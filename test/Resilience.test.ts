@@ -6,6 +6,7 @@ import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import { pipe } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
@@ -18,6 +19,7 @@ import * as Message from "../src/Message.js"
 import * as OpenAI from "../src/providers/OpenAI.js"
 import * as Resilience from "../src/Resilience.js"
 import * as Response from "../src/Response.js"
+import * as Telemetry from "../src/Telemetry.js"
 import * as FakeProviderServer from "../src/testing/FakeProviderServer.js"
 import * as MockLLM from "../src/testing/MockLLM.js"
 
@@ -71,6 +73,27 @@ const withClock = <A, E, R>(effect: Effect.Effect<A, E, R>, ahead: Duration.Dura
   })
 
 describe("Resilience", () => {
+  describe("retry metric", () => {
+    it.effect("retryLLM counts each retry in llm.retries, tagged with the error that caused it", () =>
+      Effect.gen(function*() {
+        const providerId = "retry-metric-test"
+        const llm = yield* MockLLM.make([
+          MockLLM.fail(rateLimited("1 second")),
+          MockLLM.fail(new LLMError.ProviderUnavailableError({ provider: providerId, message: "busy" })),
+          MockLLM.text("done"),
+          MockLLM.fail(rateLimited("1 second")),
+          MockLLM.text("streamed")
+        ], { providerId })
+        const retrying = Resilience.retryLLM(llm, { jitter: false })
+        yield* withClock(retrying.complete({ messages: [Message.user("Hi")] }))
+        yield* withClock(Response.collect(retrying.stream({ messages: [Message.user("Hi")] })))
+        const count = (error: string) =>
+          Metric.value(Metric.taggedWithLabels(Telemetry.retries, Telemetry.labels(providerId, "mock-model", error)))
+        expect((yield* count("RateLimitError")).count).toBe(2)
+        expect((yield* count("ProviderUnavailableError")).count).toBe(1)
+      }))
+  })
+
   describe("retry of an Effect", () => {
     it.effect("waits the provider's retry-after before the next attempt", () =>
       Effect.gen(function*() {
