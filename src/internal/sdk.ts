@@ -34,16 +34,26 @@ export const stream = (
   handler: (requestId: string | undefined) => Sse.EventHandler
 ): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
   Stream.unwrapScoped(Effect.gen(function*() {
+    // Aborted when the stream is interrupted or fails; a body read to its end needs no abort
+    // (aborting it anyway costs an exception and the SDK's listeners on every stream).
+    let complete = false
     const controller = yield* Effect.acquireRelease(
       Effect.sync(() => new AbortController()),
-      (controller) => Effect.sync(() => controller.abort())
+      (controller) => Effect.sync(() => complete ? undefined : controller.abort())
     )
     const response = yield* withTimeout(
       call,
       Effect.tryPromise({ try: () => send(controller.signal), catch: (error) => Errors.fromThrown(call.ctx, error) })
     )
     const requestId = response.headers.get(call.requestIdHeader) ?? undefined
-    return Sse.decode(response.body, handler(requestId), { ctx: call.ctx, idleTimeout: call.timeout })
+    const inner = handler(requestId)
+    return Sse.decode(response.body, {
+      onEvent: inner.onEvent,
+      onEnd: (out) => {
+        inner.onEnd(out)
+        complete = true
+      }
+    }, { ctx: call.ctx, idleTimeout: call.timeout })
   }))
 
 /**

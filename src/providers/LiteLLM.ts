@@ -355,7 +355,6 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       ).pipe(
         withRedactedKey,
         Effect.mapError(fromHttpError),
-        Effect.timeoutFail({ duration: timeout, onTimeout: () => Errors.timedOut(ctx) }),
         Effect.flatMap((response) =>
           response.status < 400 ? Effect.succeed(response) : Effect.flatMap(
             response.text.pipe(Effect.orElseSucceed(() => "")),
@@ -406,6 +405,8 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         const t = target(request.model)
         if (LLMError.isLLMError(t)) return Effect.fail(t)
         return send(t, Chat.toStreamBody(wire(request, t), t.resolved.route.dialect)).pipe(
+          // The wait for the headers; the decoder's idle timer covers the body.
+          Effect.timeoutFail({ duration: timeout, onTimeout: () => Errors.timedOut(ctx) }),
           Effect.map((response) =>
             Sse.decodeStream(
               response.stream,
