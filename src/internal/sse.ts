@@ -43,14 +43,21 @@ const toLLMError = (ctx: Errors.ErrorContext, error: unknown): LLMError.LLMError
  */
 type Read = Effect.Effect<Uint8Array | ReadonlyArray<Uint8Array> | undefined, Option.Option<LLMError.LLMError>>
 
+/** A body source: its read, and (for a `fetch` body) a way to cancel a read in flight. */
+interface Source {
+  readonly read: Read
+  readonly cancel?: (() => void) | undefined
+}
+
 const decodeWith = (
-  acquireRead: Effect.Effect<Read, never, Scope.Scope>,
+  acquireSource: Effect.Effect<Source, never, Scope.Scope>,
   handler: EventHandler,
   options: DecodeOptions
 ): Stream.Stream<Response.StreamEvent, LLMError.LLMError> => {
   const { ctx } = options
   return Stream.unwrapScoped(Effect.gen(function*() {
-    const readOnce = yield* acquireRead
+    const source = yield* acquireSource
+    const readOnce = source.read
     const decoder = new TextDecoder()
     let out: Array<Response.StreamEvent> = []
     let pending: unknown = undefined
@@ -80,19 +87,50 @@ const decodeWith = (
       return Effect.succeed(Chunk.unsafeFromArray(batch))
     }
     const idle = options.idleTimeout
-    const read = idle === undefined ? readOnce : readOnce.pipe(
-      Effect.timeoutFail({
-        duration: idle,
-        onTimeout: () =>
-          Option.some(
-            new LLMError.TimeoutError({
-              provider: ctx.provider,
-              message: `${ctx.provider}: the stream went silent for ${Duration.format(idle)}`,
-              timeout: idle
-            })
-          )
+    const silent = (idle: Duration.Duration) =>
+      new LLMError.TimeoutError({
+        provider: ctx.provider,
+        message: `${ctx.provider}: the stream went silent for ${Duration.format(idle)}`,
+        timeout: idle
       })
-    )
+    let read = readOnce
+    if (idle !== undefined && source.cancel !== undefined) {
+      // One watchdog per stream instead of a timer per read: it wakes once per idle period and
+      // cancels the read in flight if no bytes came for that long (on Effect's clock).
+      const cancel = source.cancel
+      const clock = yield* Effect.clock
+      const idleMillis = Duration.toMillis(idle)
+      let reading = false
+      let since = 0
+      let timedOut: LLMError.TimeoutError | undefined = undefined
+      const watch: Effect.Effect<void> = Effect.suspend(() => {
+        const left = reading ? since + idleMillis - clock.unsafeCurrentTimeMillis() : idleMillis
+        if (left > 0) return Effect.zipRight(Effect.sleep(Duration.millis(left)), watch)
+        timedOut = silent(idle)
+        cancel()
+        return Effect.void
+      })
+      yield* Effect.forkScoped(watch)
+      read = Effect.suspend(() => {
+        if (timedOut !== undefined) return Effect.fail(Option.some<LLMError.LLMError>(timedOut))
+        reading = true
+        since = clock.unsafeCurrentTimeMillis()
+        return Effect.matchEffect(readOnce, {
+          onFailure: (error) => {
+            reading = false
+            return Effect.fail(timedOut !== undefined ? Option.some<LLMError.LLMError>(timedOut) : error)
+          },
+          onSuccess: (bytes) => {
+            reading = false
+            return timedOut !== undefined
+              ? Effect.fail(Option.some<LLMError.LLMError>(timedOut))
+              : Effect.succeed(bytes)
+          }
+        })
+      })
+    } else if (idle !== undefined) {
+      read = readOnce.pipe(Effect.timeoutFail({ duration: idle, onTimeout: () => Option.some(silent(idle)) }))
+    }
     const step: Effect.Effect<Chunk.Chunk<Response.StreamEvent>, Option.Option<LLMError.LLMError>> = Effect.flatMap(
       read,
       (bytes) => {
@@ -138,11 +176,15 @@ export const decode = (
       Effect.sync(() => body.getReader()),
       (reader) => Effect.promise(() => reader.cancel().catch(() => undefined))
     ),
-    (reader): Read =>
-      Effect.tryPromise({
+    (reader): Source => ({
+      read: Effect.tryPromise({
         try: () => reader.read(),
         catch: (error) => Option.some(toLLMError(ctx, error))
-      }).pipe(Effect.map((result) => (result.done ? undefined : result.value)))
+      }).pipe(Effect.map((result) => (result.done ? undefined : result.value))),
+      cancel: () => {
+        reader.cancel().catch(() => undefined)
+      }
+    })
   )
   return decodeWith(acquire, handler, options)
 }
@@ -159,12 +201,13 @@ export const decodeStream = <E>(
 ): Stream.Stream<Response.StreamEvent, LLMError.LLMError> => {
   const acquire = Effect.map(
     Stream.toPull(bytes),
-    (pull): Read =>
-      Effect.matchEffect(pull, {
+    (pull): Source => ({
+      read: Effect.matchEffect(pull, {
         onFailure: (error) =>
           Option.isNone(error) ? Effect.succeed(undefined) : Effect.fail(Option.some(onError(error.value))),
         onSuccess: (chunk) => Effect.succeed(Chunk.toReadonlyArray(chunk))
       })
+    })
   )
   return decodeWith(acquire, handler, options)
 }
