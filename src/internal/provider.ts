@@ -157,7 +157,7 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
           first
             ? Effect.logWarning(
               `${driver.providerId}: no price known for model "${model}"; its calls are counted as unpriced, not costed. ` +
-                `Add it under providers.${driver.providerId}.pricing to cost it.`
+                `Give it a price with the provider's \`pricing\` option (providers.${driver.providerId}.pricing in a registry config).`
             ).pipe(Effect.annotateLogs({ provider: driver.providerId, model }))
             : Effect.void
         )
