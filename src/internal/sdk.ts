@@ -1,81 +1,147 @@
 /**
  * The plumbing shared by the providers built on an official SDK (Anthropic, OpenAI): the SDK
- * sends the request and classifies HTTP errors; this module gives each call the fiber's abort
- * signal, puts Effect's timers around what the SDK's own timer does not cover, and hands a
- * streamed body to the shared SSE decoder.
+ * sends the request and classifies HTTP errors; this module gives each call an abort signal (the
+ * fiber's interruption aborts the request and closes its socket), enforces the provider's
+ * `timeout` with the provider's watchdog (on Effect's clock: the wait for the headers, and the
+ * silence between two reads of a streamed body), and hands a streamed body to the shared SSE
+ * decoder.
  */
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type * as LLMError from "../LLMError.js"
 import type * as Response from "../Response.js"
 import * as Errors from "./errors.js"
 import type * as Provider from "./provider.js"
 import * as Sse from "./sse.js"
+import type * as Watchdog from "./watchdog.js"
 
 /** What every call of one provider shares. */
 export interface Call {
   readonly ctx: Errors.ErrorContext
-  readonly timeout: Duration.Duration
+  /** The provider's timer (its `timeout`). */
+  readonly watchdog: Watchdog.Watchdog
   /** The response header carrying the provider's request id. */
   readonly requestIdHeader: string
 }
 
-const withTimeout = <A>(call: Call, effect: Effect.Effect<A, LLMError.LLMError>) =>
-  Effect.timeoutFail(effect, { duration: call.timeout, onTimeout: () => Errors.timedOut(call.ctx) })
+/**
+ * Runs `send` with an abort signal: aborted when the fiber is interrupted, or (failing with
+ * `TimeoutError`) when it does not settle within the provider's timeout.
+ */
+const request = <A>(
+  call: Call,
+  controller: AbortController,
+  send: (signal: AbortSignal) => PromiseLike<A>
+): Effect.Effect<A, LLMError.LLMError> =>
+  Effect.async<A, LLMError.LLMError>((resume) => {
+    let done = false
+    const deadline = call.watchdog.arm(() => {
+      done = true
+      controller.abort()
+      resume(Effect.fail(Errors.timedOut(call.ctx)))
+    })
+    const settle = (result: Effect.Effect<A, LLMError.LLMError>) => {
+      if (done) return
+      done = true
+      call.watchdog.disarm(deadline)
+      resume(result)
+    }
+    try {
+      send(controller.signal).then(
+        (value) => settle(Effect.succeed(value)),
+        (error) => settle(Effect.fail(Errors.fromThrown(call.ctx, error)))
+      )
+    } catch (error) {
+      settle(Effect.fail(Errors.fromThrown(call.ctx, error)))
+    }
+    return Effect.sync(() => {
+      if (done) return
+      done = true
+      call.watchdog.disarm(deadline)
+      controller.abort()
+    })
+  })
 
 /**
- * A streamed call: `send` starts the request (aborted when the stream ends or is interrupted)
- * and resolves with the raw `fetch` response once its headers are in.
+ * A streamed call: `send` starts the request and resolves with the raw `fetch` response once its
+ * headers are in. One scope per stream: its finalizer aborts the request unless the body was
+ * read to its end (aborting a finished request costs an exception and the listeners of the SDK
+ * and of `undici`), which also cancels the body and releases the socket.
  */
 export const stream = (
   call: Call,
   send: (signal: AbortSignal) => PromiseLike<globalThis.Response>,
   handler: (requestId: string | undefined) => Sse.EventHandler
 ): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
-  Stream.unwrapScoped(Effect.gen(function*() {
-    // Aborted when the stream is interrupted or fails; a body read to its end needs no abort
-    // (aborting it anyway costs an exception and the SDK's listeners on every stream).
+  Stream.unwrapScoped(Effect.suspend(() => {
+    const { ctx, watchdog } = call
+    const controller = new AbortController()
     let complete = false
-    const controller = yield* Effect.acquireRelease(
-      Effect.sync(() => new AbortController()),
-      (controller) => Effect.sync(() => complete ? undefined : controller.abort())
+    let deadline: Watchdog.Deadline | undefined = undefined
+    const release = Effect.sync(() => {
+      if (deadline !== undefined) watchdog.disarm(deadline)
+      if (!complete) controller.abort()
+    })
+    return Effect.zipRight(
+      Effect.addFinalizer(() => release),
+      Effect.map(request(call, controller, send), (response) => {
+        const body = response.body
+        if (body === null) return Stream.fail(Errors.malformed(ctx, "the streamed reply has no body"))
+        const reader = body.getReader()
+        const inner = handler(response.headers.get(call.requestIdHeader) ?? undefined)
+        // A read that stays pending for the provider's timeout is cancelled (its promise then
+        // settles as the end of the body) and fails the stream with `TimeoutError`.
+        const onSilence = () => {
+          reader.cancel().catch(() => undefined)
+        }
+        const read: Sse.Read = Effect.async((resume) => {
+          if (deadline === undefined) deadline = watchdog.arm(onSilence)
+          else watchdog.rearm(deadline)
+          const current = deadline
+          reader.read().then(
+            (result) =>
+              resume(
+                watchdog.disarm(current)
+                  ? Effect.succeed(result.done ? undefined : result.value)
+                  : Effect.fail(Option.some<LLMError.LLMError>(Sse.silent(ctx, watchdog.timeout)))
+              ),
+            (error) =>
+              resume(Effect.fail(Option.some(
+                watchdog.disarm(current) ? Errors.fromThrown(ctx, error) : Sse.silent(ctx, watchdog.timeout)
+              )))
+          )
+        })
+        return Sse.fromReads(read, {
+          onEvent: inner.onEvent,
+          onEnd: (out) => {
+            inner.onEnd(out)
+            complete = true
+          }
+        }, ctx)
+      })
     )
-    const response = yield* withTimeout(
-      call,
-      Effect.tryPromise({ try: () => send(controller.signal), catch: (error) => Errors.fromThrown(call.ctx, error) })
-    )
-    const requestId = response.headers.get(call.requestIdHeader) ?? undefined
-    const inner = handler(requestId)
-    return Sse.decode(response.body, {
-      onEvent: inner.onEvent,
-      onEnd: (out) => {
-        inner.onEnd(out)
-        complete = true
-      }
-    }, { ctx: call.ctx, idleTimeout: call.timeout })
   }))
 
 /**
  * A complete call: `send` resolves with the SDK's parsed body and the raw response; `decode`
- * maps the body to neutral events and may throw an `LLMError` (a malformed reply). The SDK's
- * timer stops at the reply's headers; a body that stalls after them is ours to end.
+ * maps the body to neutral events and may throw an `LLMError` (a malformed reply). The
+ * provider's timeout covers the whole call, the body included (the SDK's own timer stops at the
+ * headers).
  */
 export const complete = <A>(
   call: Call,
   send: (signal: AbortSignal) => PromiseLike<{ readonly data: A; readonly response: globalThis.Response }>,
   decode: (data: A, requestId: string | undefined) => Provider.Completed
 ): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
-  withTimeout(
-    call,
-    Effect.tryPromise({ try: (signal) => send(signal), catch: (error) => Errors.fromThrown(call.ctx, error) })
-  ).pipe(
-    Effect.flatMap(({ data, response }) =>
-      Effect.try({
-        try: () => decode(data, response.headers.get(call.requestIdHeader) ?? undefined),
-        catch: (error) => Errors.fromThrown(call.ctx, error)
-      })
-    )
+  Effect.suspend(() =>
+    Effect.flatMap(request(call, new AbortController(), send), ({ data, response }) => {
+      try {
+        return Effect.succeed(decode(data, response.headers.get(call.requestIdHeader) ?? undefined))
+      } catch (error) {
+        return Effect.fail(Errors.fromThrown(call.ctx, error))
+      }
+    })
   )
 
 /** Folds a stream into the neutral form of a complete reply (its last event is the `Finish`). */

@@ -9,7 +9,6 @@ import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { createParser } from "eventsource-parser"
 import * as LLMError from "../LLMError.js"
@@ -27,7 +26,7 @@ export interface EventHandler {
   readonly onEnd: (out: Array<Response.StreamEvent>) => void
 }
 
-/** Options for `decode`. */
+/** Options for `decodeStream`. */
 export interface DecodeOptions {
   readonly ctx: Errors.ErrorContext
   /** Fails with `TimeoutError` when no bytes arrive for this long. */
@@ -41,23 +40,18 @@ const toLLMError = (ctx: Errors.ErrorContext, error: unknown): LLMError.LLMError
  * One read of the body: the bytes of one network read, or `undefined` when the body has ended.
  * Fails with `Option.some(error)`.
  */
-type Read = Effect.Effect<Uint8Array | ReadonlyArray<Uint8Array> | undefined, Option.Option<LLMError.LLMError>>
+export type Read = Effect.Effect<Uint8Array | ReadonlyArray<Uint8Array> | undefined, Option.Option<LLMError.LLMError>>
 
-/** A body source: its read, and (for a `fetch` body) a way to cancel a read in flight. */
-interface Source {
-  readonly read: Read
-  readonly cancel?: (() => void) | undefined
-}
-
-const decodeWith = (
-  acquireSource: Effect.Effect<Source, never, Scope.Scope>,
+/**
+ * Decodes the reads of one body into `StreamEvent`s, one batch per read. The stream owns no
+ * resource: whoever made `read` releases the body (and enforces any timeout on it).
+ */
+export const fromReads = (
+  read: Read,
   handler: EventHandler,
-  options: DecodeOptions
-): Stream.Stream<Response.StreamEvent, LLMError.LLMError> => {
-  const { ctx } = options
-  return Stream.unwrapScoped(Effect.gen(function*() {
-    const source = yield* acquireSource
-    const readOnce = source.read
+  ctx: Errors.ErrorContext
+): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
+  Stream.suspend(() => {
     const decoder = new TextDecoder()
     let out: Array<Response.StreamEvent> = []
     let pending: unknown = undefined
@@ -86,51 +80,6 @@ const decodeWith = (
       out = []
       return Effect.succeed(Chunk.unsafeFromArray(batch))
     }
-    const idle = options.idleTimeout
-    const silent = (idle: Duration.Duration) =>
-      new LLMError.TimeoutError({
-        provider: ctx.provider,
-        message: `${ctx.provider}: the stream went silent for ${Duration.format(idle)}`,
-        timeout: idle
-      })
-    let read = readOnce
-    if (idle !== undefined && source.cancel !== undefined) {
-      // One watchdog per stream instead of a timer per read: it wakes once per idle period and
-      // cancels the read in flight if no bytes came for that long (on Effect's clock).
-      const cancel = source.cancel
-      const clock = yield* Effect.clock
-      const idleMillis = Duration.toMillis(idle)
-      let reading = false
-      let since = 0
-      let timedOut: LLMError.TimeoutError | undefined = undefined
-      const watch: Effect.Effect<void> = Effect.suspend(() => {
-        const left = reading ? since + idleMillis - clock.unsafeCurrentTimeMillis() : idleMillis
-        if (left > 0) return Effect.zipRight(Effect.sleep(Duration.millis(left)), watch)
-        timedOut = silent(idle)
-        cancel()
-        return Effect.void
-      })
-      yield* Effect.forkScoped(watch)
-      read = Effect.suspend(() => {
-        if (timedOut !== undefined) return Effect.fail(Option.some<LLMError.LLMError>(timedOut))
-        reading = true
-        since = clock.unsafeCurrentTimeMillis()
-        return Effect.matchEffect(readOnce, {
-          onFailure: (error) => {
-            reading = false
-            return Effect.fail(timedOut !== undefined ? Option.some<LLMError.LLMError>(timedOut) : error)
-          },
-          onSuccess: (bytes) => {
-            reading = false
-            return timedOut !== undefined
-              ? Effect.fail(Option.some<LLMError.LLMError>(timedOut))
-              : Effect.succeed(bytes)
-          }
-        })
-      })
-    } else if (idle !== undefined) {
-      read = readOnce.pipe(Effect.timeoutFail({ duration: idle, onTimeout: () => Option.some(silent(idle)) }))
-    }
     const step: Effect.Effect<Chunk.Chunk<Response.StreamEvent>, Option.Option<LLMError.LLMError>> = Effect.flatMap(
       read,
       (bytes) => {
@@ -157,57 +106,40 @@ const decodeWith = (
     return Stream.repeatEffectChunkOption(
       Effect.suspend(() => (failed ? flush() : ended ? Effect.fail(Option.none()) : step))
     )
-  }))
-}
+  })
 
-/**
- * Decodes a `fetch` response body (what the SDKs hand back) into `StreamEvent`s. Reading is
- * cancelled (and the socket released) when the stream is interrupted or fails.
- */
-export const decode = (
-  body: ReadableStream<Uint8Array> | null,
-  handler: EventHandler,
-  options: DecodeOptions
-): Stream.Stream<Response.StreamEvent, LLMError.LLMError> => {
-  const { ctx } = options
-  if (body === null) return Stream.fail(Errors.malformed(ctx, "the streamed reply has no body"))
-  const acquire = Effect.map(
-    Effect.acquireRelease(
-      Effect.sync(() => body.getReader()),
-      (reader) => Effect.promise(() => reader.cancel().catch(() => undefined))
-    ),
-    (reader): Source => ({
-      read: Effect.tryPromise({
-        try: () => reader.read(),
-        catch: (error) => Option.some(toLLMError(ctx, error))
-      }).pipe(Effect.map((result) => (result.done ? undefined : result.value))),
-      cancel: () => {
-        reader.cancel().catch(() => undefined)
-      }
-    })
-  )
-  return decodeWith(acquire, handler, options)
-}
+/** The `TimeoutError` of a body that went silent for `idle`. */
+export const silent = (ctx: Errors.ErrorContext, idle: Duration.Duration): LLMError.TimeoutError =>
+  new LLMError.TimeoutError({
+    provider: ctx.provider,
+    message: `${ctx.provider}: the stream went silent for ${Duration.format(idle)}`,
+    timeout: idle
+  })
 
 /**
  * Decodes a body given as an Effect `Stream` of bytes (an `HttpClientResponse.stream`) into
- * `StreamEvent`s. `onError` maps the byte stream's failures.
+ * `StreamEvent`s. `onError` maps the byte stream's failures. Its reads cannot be cancelled from
+ * outside, so the idle timeout is a timer per read.
  */
 export const decodeStream = <E>(
   bytes: Stream.Stream<Uint8Array, E>,
   onError: (error: E) => LLMError.LLMError,
   handler: EventHandler,
   options: DecodeOptions
-): Stream.Stream<Response.StreamEvent, LLMError.LLMError> => {
-  const acquire = Effect.map(
-    Stream.toPull(bytes),
-    (pull): Source => ({
-      read: Effect.matchEffect(pull, {
-        onFailure: (error) =>
-          Option.isNone(error) ? Effect.succeed(undefined) : Effect.fail(Option.some(onError(error.value))),
-        onSuccess: (chunk) => Effect.succeed(Chunk.toReadonlyArray(chunk))
-      })
+): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
+  Stream.unwrapScoped(Effect.map(Stream.toPull(bytes), (pull) => {
+    const read: Read = Effect.matchEffect(pull, {
+      onFailure: (error) =>
+        Option.isNone(error) ? Effect.succeed(undefined) : Effect.fail(Option.some(onError(error.value))),
+      onSuccess: (chunk) => Effect.succeed(Chunk.toReadonlyArray(chunk))
     })
-  )
-  return decodeWith(acquire, handler, options)
-}
+    const idle = options.idleTimeout
+    return fromReads(
+      idle === undefined ? read : Effect.timeoutFail(read, {
+        duration: idle,
+        onTimeout: () => Option.some<LLMError.LLMError>(silent(options.ctx, idle))
+      }),
+      handler,
+      options.ctx
+    )
+  }))

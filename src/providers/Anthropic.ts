@@ -32,6 +32,7 @@ import type * as Errors from "../internal/errors.js"
 import * as Http from "../internal/http.js"
 import * as Provider from "../internal/provider.js"
 import * as Sdk from "../internal/sdk.js"
+import * as Watchdog from "../internal/watchdog.js"
 import * as LLM from "../LLM.js"
 import * as LLMError from "../LLMError.js"
 import type * as Pricing from "../Pricing.js"
@@ -91,7 +92,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       baseURL: options.baseUrl ?? "https://api.anthropic.com",
       ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
     })
-    const call: Sdk.Call = { ctx, timeout, requestIdHeader: "request-id" }
+    const call: Sdk.Call = { ctx, watchdog: yield* Watchdog.make(timeout), requestIdHeader: "request-id" }
     const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Duration.toMillis(timeout) })
 
     const stream = (request: Provider.ResolvedRequest, report: Provider.ReportUsage) =>

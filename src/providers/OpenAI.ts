@@ -30,6 +30,7 @@ import * as Http from "../internal/http.js"
 import * as Chat from "../internal/openaiChat.js"
 import * as Provider from "../internal/provider.js"
 import * as Sdk from "../internal/sdk.js"
+import * as Watchdog from "../internal/watchdog.js"
 import * as LLM from "../LLM.js"
 import type * as LLMError from "../LLMError.js"
 import type * as Pricing from "../Pricing.js"
@@ -84,7 +85,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       project: options.project ?? null,
       ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
     })
-    const call: Sdk.Call = { ctx, timeout, requestIdHeader: "x-request-id" }
+    const call: Sdk.Call = { ctx, watchdog: yield* Watchdog.make(timeout), requestIdHeader: "x-request-id" }
     const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Duration.toMillis(timeout) })
 
     const stream = (request: Provider.ResolvedRequest, report: Provider.ReportUsage) =>

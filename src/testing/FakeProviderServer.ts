@@ -168,6 +168,8 @@ export interface ScriptedStreamFaults {
   /** Destroy the socket after writing this many SSE events. */
   readonly dropAfterEvents?: number
   readonly delayBetweenEventsMillis?: number
+  /** Write nothing more after this many SSE events; the connection stays open until the client goes. */
+  readonly stallAfterEvents?: number
   /** End the body cleanly without `message_stop` (Anthropic) or the finish chunk and `[DONE]` (OpenAI). */
   readonly omitTerminal?: boolean
   /**
@@ -748,6 +750,10 @@ const applyFaults = (
     }
     if (faults.errorAfterEvents !== undefined && written >= faults.errorAfterEvents.count) {
       out.push(errorEvent(faults.errorAfterEvents))
+      return true
+    }
+    if (faults.stallAfterEvents !== undefined && written >= faults.stallAfterEvents) {
+      out.push({ _tag: "Delay", millis: 2 ** 31 - 1 })
       return true
     }
     return false

@@ -4,6 +4,7 @@
  */
 import { describe, expect, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -606,16 +607,49 @@ export const conformance = (target: Target) =>
             Effect.flip,
             Effect.fork
           )
-          // Wait until the body read is pending with its idle timer set.
-          yield* Effect.repeat(Effect.zipLeft(TestClock.sleeps(), realPause), {
-            until: (sleeps) => Chunk.size(sleeps) > 0
-          })
-          yield* TestClock.adjust("29 seconds")
+          // Effect's clock stands still until the request is in and its headers have had time to
+          // come back: the body's first read starts then, or within the first steps.
+          yield* Effect.repeat(Effect.zipLeft(server.requests, realPause), { until: (r) => r.length === 1 })
+          yield* Effect.repeatN(realPause, 20)
+          let elapsed = 0
+          while (fiber.unsafePoll() === null && elapsed < 60_000) {
+            yield* TestClock.adjust("500 millis")
+            yield* realPause
+            elapsed += 500
+          }
+          const error = yield* Fiber.join(fiber)
+          expect(error._tag).toBe("TimeoutError")
+          expect(error.message).toContain("silent for 30s")
+          expect(elapsed).toBeGreaterThanOrEqual(30_000)
+          expect(elapsed).toBeLessThanOrEqual(35_000)
+          yield* server.awaitAborted(1).pipe(Effect.timeout("3 seconds"), Effect.orDie)
+          expect(yield* llm.usage).toMatchObject({ calls: 1, failures: 1 })
+        }))
+
+      it.scoped("silence in the middle of a stream is timed from the last bytes (TestClock)", () =>
+        Effect.gen(function*() {
+          const { llm, server } = yield* setup({ timeout: "30 seconds" })
+          // Two text deltas, then nothing: the stall begins right after the consumer has the first text.
+          const stallAfterEvents = target.protocol === "anthropic" ? 4 : 2
+          yield* server.enqueue(Reply.scripted({ text: ["Hel", "lo"] }, { stallAfterEvents }))
+          const firstText = yield* Deferred.make<void>()
+          const fiber = yield* llm.stream(ask("Hi", { model: target.model })).pipe(
+            Stream.runForEach((event) =>
+              event._tag === "TextDelta" ? Deferred.succeed(firstText, undefined) : Effect.void
+            ),
+            Effect.flip,
+            Effect.fork
+          )
+          // Once the consumer has the text, the stream's next read is pending (no I/O in between).
+          yield* Deferred.await(firstText)
+          yield* TestClock.adjust("20 seconds")
+          yield* realPause
+          yield* TestClock.adjust("9 seconds")
+          yield* realPause
           expect(fiber.unsafePoll()).toBeNull()
           yield* TestClock.adjust("2 seconds")
           const error = yield* Fiber.join(fiber)
           expect(error._tag).toBe("TimeoutError")
-          expect(error.message).toContain("silent for 30s")
           yield* server.awaitAborted(1).pipe(Effect.timeout("3 seconds"), Effect.orDie)
           expect(yield* llm.usage).toMatchObject({ calls: 1, failures: 1 })
         }))
