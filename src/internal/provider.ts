@@ -129,7 +129,7 @@ const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
  * When no one can, a call makes no span at all: building one with its attributes was a tenth of
  * what a non-streaming call cost on our side.
  */
-const observed = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
+export const observed = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
   fiber.getFiberRef(FiberRef.currentTracerEnabled) && fiber.currentTracer !== nativeTracer
 
 /** The span of a call no one observes: takes attributes and events, and keeps nothing. */

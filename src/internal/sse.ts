@@ -26,13 +26,6 @@ export interface EventHandler {
   readonly onEnd: (out: Array<Response.StreamEvent>) => void
 }
 
-/** Options for `decodeStream`. */
-export interface DecodeOptions {
-  readonly ctx: Errors.ErrorContext
-  /** Fails with `TimeoutError` when no bytes arrive for this long. */
-  readonly idleTimeout?: Duration.Duration | undefined
-}
-
 const toLLMError = (ctx: Errors.ErrorContext, error: unknown): LLMError.LLMError =>
   LLMError.isLLMError(error) ? error : Errors.fromThrown(ctx, error)
 
@@ -118,28 +111,23 @@ export const silent = (ctx: Errors.ErrorContext, idle: Duration.Duration): LLMEr
 
 /**
  * Decodes a body given as an Effect `Stream` of bytes (an `HttpClientResponse.stream`) into
- * `StreamEvent`s. `onError` maps the byte stream's failures. Its reads cannot be cancelled from
- * outside, so the idle timeout is a timer per read.
+ * `StreamEvent`s. `onError` maps the byte stream's failures; `guard` wraps each read (with the
+ * provider's idle timeout).
  */
 export const decodeStream = <E>(
   bytes: Stream.Stream<Uint8Array, E>,
   onError: (error: E) => LLMError.LLMError,
   handler: EventHandler,
-  options: DecodeOptions
+  ctx: Errors.ErrorContext,
+  guard: (read: Read) => Read
 ): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
-  Stream.unwrapScoped(Effect.map(Stream.toPull(bytes), (pull) => {
-    const read: Read = Effect.matchEffect(pull, {
-      onFailure: (error) =>
-        Option.isNone(error) ? Effect.succeed(undefined) : Effect.fail(Option.some(onError(error.value))),
-      onSuccess: (chunk) => Effect.succeed(Chunk.toReadonlyArray(chunk))
-    })
-    const idle = options.idleTimeout
-    return fromReads(
-      idle === undefined ? read : Effect.timeoutFail(read, {
-        duration: idle,
-        onTimeout: () => Option.some<LLMError.LLMError>(silent(options.ctx, idle))
-      }),
+  Stream.unwrapScoped(Effect.map(Stream.toPull(bytes), (pull) =>
+    fromReads(
+      guard(Effect.matchEffect(pull, {
+        onFailure: (error) =>
+          Option.isNone(error) ? Effect.succeed(undefined) : Effect.fail(Option.some(onError(error.value))),
+        onSuccess: (chunk) => Effect.succeed(Chunk.toReadonlyArray(chunk))
+      })),
       handler,
-      options.ctx
-    )
-  }))
+      ctx
+    )))

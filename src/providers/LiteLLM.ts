@@ -32,19 +32,23 @@ import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Capabilities from "../Capabilities.js"
 import * as Errors from "../internal/errors.js"
 import * as Chat from "../internal/openaiChat.js"
 import * as Provider from "../internal/provider.js"
 import * as Sse from "../internal/sse.js"
+import * as Watchdog from "../internal/watchdog.js"
 import * as LLM from "../LLM.js"
 import * as LLMError from "../LLMError.js"
 import type * as Pricing from "../Pricing.js"
+import type * as Response from "../Response.js"
 
 /**
  * How one backend is reached.
@@ -286,9 +290,21 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       readonly resolved: Resolved
       readonly url: string
       readonly headers: Record<string, string>
+      /** The key goes in an `api-key` header, which Effect does not redact from spans by default. */
+      readonly apiKeyHeader: boolean
     }
 
+    // A model's target is worked out once (a few models per provider; the cache is bounded anyway).
+    const targets = new Map<string, Target>()
     const target = (model: string): Target | LLMError.LLMError => {
+      const cached = targets.get(model)
+      if (cached !== undefined) return cached
+      const made = makeTarget(model)
+      if (!LLMError.isLLMError(made) && targets.size < 1024) targets.set(model, made)
+      return made
+    }
+
+    const makeTarget = (model: string): Target | LLMError.LLMError => {
       const resolved = resolve(model, table, options.baseUrl !== undefined)
       if (resolved === undefined) {
         return new LLMError.InvalidRequestError({
@@ -331,7 +347,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
           encodeURIComponent(apiVersion)
         }`
         : `${trimSlash(base)}/chat/completions`
-      return { resolved, url, headers }
+      return { resolved, url, headers, apiKeyHeader: headers["api-key"] !== undefined }
     }
 
     const fromHttpError = (error: HttpClientError.HttpClientError): LLMError.LLMError => {
@@ -346,14 +362,32 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
     const withRedactedKey = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.locallyWith(effect, Headers.currentRedactedNames, (names) => [...names, "api-key"])
 
-    const send = (t: Target, body: Record<string, unknown>) =>
-      http.execute(
+    // Every request is sent in a scope of ours (`HttpClient.withScope`): closing it aborts the
+    // request and closes its socket. That is how the watchdog ends a call past its timeout, and
+    // how an interrupted call or an abandoned stream lets go of its connection. The client's own
+    // span is made only when someone observes spans (as ours).
+    const watchdog = yield* Watchdog.make(timeout)
+    const traced = HttpClient.withScope(http)
+    const untraced = HttpClient.withTracerDisabledWhen(traced, () => true)
+    const abort = (scope: Scope.CloseableScope) => {
+      Effect.runFork(Scope.close(scope, Exit.void))
+    }
+
+    const send = (
+      fiber: Fiber.RuntimeFiber<unknown, unknown>,
+      t: Target,
+      body: Record<string, unknown>,
+      scope: Scope.CloseableScope
+    ) => {
+      const client = Provider.observed(fiber) ? traced : untraced
+      const sent = client.execute(
         HttpClientRequest.post(t.url).pipe(
           HttpClientRequest.setHeaders(t.headers),
           HttpClientRequest.bodyUnsafeJson(body)
         )
-      ).pipe(
-        withRedactedKey,
+      )
+      return (t.apiKeyHeader ? withRedactedKey(sent) : sent).pipe(
+        Scope.extend(scope),
         Effect.mapError(fromHttpError),
         Effect.flatMap((response) =>
           response.status < 400 ? Effect.succeed(response) : Effect.flatMap(
@@ -363,6 +397,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
           )
         )
       )
+    }
 
     const requestIdOf = (response: HttpClientResponse.HttpClientResponse) =>
       response.headers["x-request-id"] ?? response.headers["request-id"] ?? response.headers["x-litellm-call-id"]
@@ -380,42 +415,88 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
     })
 
     const complete = (request: Provider.ResolvedRequest): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
-      Effect.suspend(() => {
+      Effect.withFiberRuntime((fiber) => {
         const t = target(request.model)
         if (LLMError.isLLMError(t)) return Effect.fail(t)
-        return send(t, Chat.toBody(wire(request, t), t.resolved.route.dialect)).pipe(
-          Effect.flatMap((response) =>
-            response.json.pipe(
-              Effect.mapError(fromHttpError),
-              Effect.flatMap((data) =>
-                Effect.try({
-                  try: () => Chat.fromCompletion(ctx, data, requestIdOf(response), costOf(t, response)),
-                  catch: (error) => Errors.fromThrown(ctx, error)
-                })
+        return Effect.flatMap(Scope.make(), (scope) => {
+          // The timeout covers the whole call, the body included.
+          let timedOut = false
+          const deadline = watchdog.arm(() => {
+            timedOut = true
+            abort(scope)
+          })
+          return send(fiber, t, Chat.toBody(wire(request, t), t.resolved.route.dialect), scope).pipe(
+            Effect.flatMap((response) =>
+              response.json.pipe(
+                Effect.mapError(fromHttpError),
+                Effect.flatMap((data) =>
+                  Effect.try({
+                    try: () => Chat.fromCompletion(ctx, data, requestIdOf(response), costOf(t, response)),
+                    catch: (error) => Errors.fromThrown(ctx, error)
+                  })
+                )
               )
-            )
-          ),
-          // A body that stalls after the headers is ours to end.
-          Effect.timeoutFail({ duration: timeout, onTimeout: () => Errors.timedOut(ctx) })
-        )
+            ),
+            Effect.mapError((error) => timedOut ? Errors.timedOut(ctx) : error),
+            Effect.onExit((exit) => {
+              watchdog.disarm(deadline)
+              return Exit.isInterrupted(exit) ? Scope.close(scope, exit) : Effect.void
+            })
+          )
+        })
       })
 
-    const stream = (request: Provider.ResolvedRequest, report: Provider.ReportUsage) =>
-      Stream.unwrapScoped(Effect.suspend(() => {
+    type Events = Stream.Stream<Response.StreamEvent, LLMError.LLMError>
+    const stream = (request: Provider.ResolvedRequest, report: Provider.ReportUsage): Events =>
+      Stream.unwrapScoped(Effect.withFiberRuntime<Events, LLMError.LLMError, Scope.Scope>((fiber) => {
         const t = target(request.model)
         if (LLMError.isLLMError(t)) return Effect.fail(t)
-        return send(t, Chat.toStreamBody(wire(request, t), t.resolved.route.dialect)).pipe(
-          // The wait for the headers; the decoder's idle timer covers the body.
-          Effect.timeoutFail({ duration: timeout, onTimeout: () => Errors.timedOut(ctx) }),
-          Effect.map((response) =>
-            Sse.decodeStream(
-              response.stream,
-              fromHttpError,
-              Chat.makeHandler(ctx, providerId, requestIdOf(response), report, costOf(t, response)),
-              { ctx, idleTimeout: timeout }
+        return Effect.flatMap(Scope.make(), (scope) => {
+          // The wait for the headers, then each read of the body, are timed by the watchdog.
+          let timedOut = false
+          let complete = false
+          const deadline = watchdog.arm(() => {
+            timedOut = true
+            abort(scope)
+          })
+          const silent = Option.some<LLMError.LLMError>(Sse.silent(ctx, timeout))
+          const guard = (read: Sse.Read): Sse.Read =>
+            Effect.suspend(() => {
+              watchdog.rearm(deadline)
+              return Effect.matchEffect(read, {
+                onFailure: (error) => Effect.fail(watchdog.disarm(deadline) ? error : silent),
+                onSuccess: (bytes) => watchdog.disarm(deadline) ? Effect.succeed(bytes) : Effect.fail(silent)
+              })
+            })
+          // A body read to its end needs no abort.
+          const release = Effect.suspend(() => {
+            watchdog.disarm(deadline)
+            return complete ? Effect.void : Scope.close(scope, Exit.void)
+          })
+          return Effect.zipRight(
+            Effect.addFinalizer(() => release),
+            send(fiber, t, Chat.toStreamBody(wire(request, t), t.resolved.route.dialect), scope).pipe(
+              Effect.mapError((error) => timedOut ? Errors.timedOut(ctx) : error),
+              Effect.map((response) => {
+                watchdog.disarm(deadline)
+                const handler = Chat.makeHandler(ctx, providerId, requestIdOf(response), report, costOf(t, response))
+                return Sse.decodeStream(
+                  response.stream,
+                  fromHttpError,
+                  {
+                    onEvent: handler.onEvent,
+                    onEnd: (out) => {
+                      handler.onEnd(out)
+                      complete = true
+                    }
+                  },
+                  ctx,
+                  guard
+                )
+              })
             )
           )
-        )
+        })
       }))
 
     return yield* Provider.make({
