@@ -59,7 +59,7 @@ export const all: ReadonlyArray<Contender> = [
     family: "ours",
     description: "OpenAI.layer",
     byDefault: true,
-    load: () => import("./ours.js").then((m) => m.openai)
+    load: () => import("./oursOpenAI.js").then((m) => m.bare)
   },
   {
     id: "ours-anthropic",
@@ -67,7 +67,7 @@ export const all: ReadonlyArray<Contender> = [
     family: "ours",
     description: "Anthropic.layer",
     byDefault: true,
-    load: () => import("./ours.js").then((m) => m.anthropic)
+    load: () => import("./oursAnthropic.js").then((m) => m.bare)
   },
   {
     id: "ours-litellm",
@@ -75,7 +75,7 @@ export const all: ReadonlyArray<Contender> = [
     family: "ours",
     description: "LiteLLM.layer (openai/gpt-4o + baseUrl) over FetchHttpClient",
     byDefault: true,
-    load: () => import("./ours.js").then((m) => m.litellm)
+    load: () => import("./oursLiteLLM.js").then((m) => m.bare)
   },
   {
     id: "ours-openai+retry",
@@ -83,7 +83,7 @@ export const all: ReadonlyArray<Contender> = [
     family: "ours",
     description: "OpenAI.layer + Resilience.layerRetry()",
     byDefault: false,
-    load: () => import("./ours.js").then((m) => m.openaiRetry)
+    load: () => import("./oursOpenAI.js").then((m) => m.retry)
   },
   {
     id: "ours-anthropic+retry",
@@ -91,7 +91,7 @@ export const all: ReadonlyArray<Contender> = [
     family: "ours",
     description: "Anthropic.layer + Resilience.layerRetry()",
     byDefault: false,
-    load: () => import("./ours.js").then((m) => m.anthropicRetry)
+    load: () => import("./oursAnthropic.js").then((m) => m.retry)
   },
   {
     id: "ours-litellm+retry",
@@ -99,7 +99,7 @@ export const all: ReadonlyArray<Contender> = [
     family: "ours",
     description: "LiteLLM.layer + Resilience.layerRetry()",
     byDefault: false,
-    load: () => import("./ours.js").then((m) => m.litellmRetry)
+    load: () => import("./oursLiteLLM.js").then((m) => m.retry)
   },
   {
     id: "registry-openai+retry",

@@ -1,18 +1,19 @@
 /**
- * Ours, as a user gets it from the package entry: the `OpenAI`, `Anthropic` and `LiteLLM` layers
- * (the last over `FetchHttpClient`), bare or behind `Resilience.layerRetry()`. Usage is always
- * tracked; the driver checks the tally against what the server sent.
+ * Ours: how a client runs the calls of a workload on an `LLM` layer. Each provider's contender
+ * (`oursOpenAI.ts`, `oursAnthropic.ts`, `oursLiteLLM.ts`) imports only its provider's module, as
+ * a user does with the package's subpath exports (`@orchestify/providers/OpenAI`); the package
+ * entry loads every module (both SDKs, the registry, YAML). Usage is always tracked; the driver
+ * checks the tally against what the server sent.
  */
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
-import { Anthropic, LiteLLM, LLM, Message, OpenAI, Resilience } from "../../src/index.js"
+import * as LLM from "../../src/LLM.js"
+import * as Message from "../../src/Message.js"
 import * as Wire from "../wire.js"
-import type { Client, Make, Reply } from "./types.js"
-import { apiKey, TextSink } from "./types.js"
+import type { Client, Reply } from "./types.js"
+import { TextSink } from "./types.js"
 
 const request = (seq: number, chunks: number): LLM.CompletionRequest => ({
   messages: [Message.user(Wire.prompt(seq, chunks))],
@@ -61,37 +62,8 @@ export const fromLayer = (layer: Layer.Layer<LLM.LLM>): Client => {
   }
 }
 
-const key = Redacted.make(apiKey)
-
-/** The layer behind `Resilience.layerRetry()` (the default policy). */
-export const withRetry = (layer: Layer.Layer<LLM.LLM>): Layer.Layer<LLM.LLM> =>
-  Resilience.layerRetry().pipe(Layer.provide(layer))
-
-const openaiLayer = (origin: string) =>
-  OpenAI.layer({ apiKey: key, defaultModel: Wire.models.openai, baseUrl: `${origin}/v1` })
-
-const anthropicLayer = (origin: string) =>
-  Anthropic.layer({ apiKey: key, defaultModel: Wire.models.anthropic, baseUrl: origin })
-
-const litellmLayer = (origin: string) =>
-  LiteLLM.layer({ apiKey: key, defaultModel: `openai/${Wire.models.openai}`, baseUrl: `${origin}/v1` }).pipe(
-    Layer.provide(FetchHttpClient.layer)
-  )
-
-/** `OpenAI.layer` (the `openai` SDK sends, our decoder reads). */
-export const openai: Make = async (origin) => fromLayer(openaiLayer(origin))
-
-/** `Anthropic.layer` (the Anthropic SDK sends, our decoder reads). */
-export const anthropic: Make = async (origin) => fromLayer(anthropicLayer(origin))
-
-/** `LiteLLM.layer` with `openai/gpt-4o` and a base URL, over `FetchHttpClient`. */
-export const litellm: Make = async (origin) => fromLayer(litellmLayer(origin))
-
-/** `OpenAI.layer` behind `Resilience.layerRetry()`. */
-export const openaiRetry: Make = async (origin) => fromLayer(withRetry(openaiLayer(origin)))
-
-/** `Anthropic.layer` behind `Resilience.layerRetry()`. */
-export const anthropicRetry: Make = async (origin) => fromLayer(withRetry(anthropicLayer(origin)))
-
-/** `LiteLLM.layer` behind `Resilience.layerRetry()`. */
-export const litellmRetry: Make = async (origin) => fromLayer(withRetry(litellmLayer(origin)))
+/** The layer behind `Resilience.layerRetry()` (the default policy); `Resilience` is loaded only then. */
+export const withRetry = async (layer: Layer.Layer<LLM.LLM>): Promise<Layer.Layer<LLM.LLM>> => {
+  const Resilience = await import("../../src/Resilience.js")
+  return Resilience.layerRetry().pipe(Layer.provide(layer))
+}

@@ -6,7 +6,8 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { ProviderRegistry, ProvidersConfig } from "../../src/index.js"
+import * as ProviderRegistry from "../../src/ProviderRegistry.js"
+import * as ProvidersConfig from "../../src/ProvidersConfig.js"
 import * as Wire from "../wire.js"
 import { fromLayer, withRetry } from "./ours.js"
 import type { Make } from "./types.js"
@@ -46,10 +47,10 @@ const registered = (origin: string, id: string) =>
   )
 
 /** `openai_main` (type `openai`) from the registry, with retry. */
-export const openai: Make = async (origin) => fromLayer(registered(origin, "openai_main"))
+export const openai: Make = async (origin) => fromLayer(await registered(origin, "openai_main"))
 
 /** `claude_main` (type `anthropic`) from the registry, with retry. */
-export const anthropic: Make = async (origin) => fromLayer(registered(origin, "claude_main"))
+export const anthropic: Make = async (origin) => fromLayer(await registered(origin, "claude_main"))
 
 /** `gateway` (type `litellm`, `openai/gpt-4o`) from the registry, with retry. */
-export const litellm: Make = async (origin) => fromLayer(registered(origin, "gateway"))
+export const litellm: Make = async (origin) => fromLayer(await registered(origin, "gateway"))
