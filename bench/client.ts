@@ -8,13 +8,30 @@
  * workload is timed alone; what each call received is checked afterwards
  * against what the server sent (`wire.ts`), and so is the library's own usage tally when it keeps
  * one. Peak RSS is the process's `maxRSS`.
+ *
+ * Job `S` is start-up only, inside an Effect program: the `effect` modules such a program has already
+ * loaded (`effectModules`) are imported before the clock starts, then the same start-up is timed and
+ * its first reply checked; there is no workload.
  */
 import * as Contenders from "./contenders/index.js"
 import type { Client, Reply, Totals } from "./contenders/types.js"
 import * as Wire from "./wire.js"
 
-/** The four workloads. */
-export type Workload = "W1" | "W2" | "W3" | "W4"
+/** The four workloads, and `S`: start-up only, inside an Effect program. */
+export type Workload = "W1" | "W2" | "W3" | "W4" | "S"
+
+/**
+ * The `effect` modules a typical Effect program has already loaded before it builds its client: job `S`
+ * imports them before its clock starts, for every contender alike.
+ */
+export const effectModules: ReadonlyArray<string> = [
+  "effect/Effect",
+  "effect/Layer",
+  "effect/Stream",
+  "effect/Schema",
+  "effect/ManagedRuntime",
+  "effect/Redacted"
+]
 
 /** Workload sizes. */
 export interface Sizes {
@@ -51,7 +68,7 @@ export interface RunResult {
   readonly importMs: number
   /** Import of the libraries to the reply of the first call. */
   readonly startupMs: number
-  /** The workload alone. */
+  /** The workload alone (`NaN` for `S`, which has none; as for `cpuMs` and `maxRssMb`). */
   readonly totalMs: number
   /** CPU time (user + system) of the client process during the workload, and during start-up. */
   readonly cpuMs: number
@@ -83,10 +100,78 @@ const cpuMsSince = (since: NodeJS.CpuUsage): number => {
 
 const mb = (bytes: number) => Math.round((bytes / (1024 * 1024)) * 10) / 10
 
+interface Checked {
+  readonly wrong: number
+  readonly problems: ReadonlyArray<string>
+  readonly usageChecked: boolean
+}
+
+/**
+ * Checks every reply against what the server sent for its call, and the library's usage tally (when it
+ * keeps one) against the sum of what the server reported. `replies[i]` answers `calls[i]`; `undefined`
+ * is a failed call (already counted in `failed`, its error in `errors`).
+ */
+const check = async (
+  client: Client,
+  calls: ReadonlyArray<Expected>,
+  replies: ReadonlyArray<Reply | undefined>,
+  errors: ReadonlyArray<string>,
+  failed: number
+): Promise<Checked> => {
+  let wrong = 0
+  const problems: Array<string> = [...errors]
+  const problem = (message: string) => {
+    wrong++
+    if (problems.length < 5) problems.push(message)
+  }
+  const sum = { inputTokens: 0, outputTokens: 0 }
+  calls.forEach((call, index) => {
+    const reply = replies[index]
+    const usage = Wire.usage(call.seq, call.chunks)
+    sum.inputTokens += usage.inputTokens
+    sum.outputTokens += usage.outputTokens
+    if (reply === undefined) return
+    const expected = Wire.text(call.seq, call.chunks)
+    if (reply.text !== expected) {
+      let at = 0
+      while (at < expected.length && reply.text[at] === expected[at]) at++
+      problem(
+        `seq ${call.seq}: text differs at ${at} (got ${reply.text.length} chars, want ${expected.length}): ` +
+          `${JSON.stringify(reply.text.slice(at, at + 40))} vs ${JSON.stringify(expected.slice(at, at + 40))}`
+      )
+    }
+    if (reply.inputTokens !== usage.inputTokens || reply.outputTokens !== usage.outputTokens) {
+      problem(
+        `seq ${call.seq}: usage ${reply.inputTokens}/${reply.outputTokens}, want ${usage.inputTokens}/${usage.outputTokens}`
+      )
+    }
+  })
+  let usageChecked = false
+  if (client.usage !== undefined) {
+    const totals: Totals = await client.usage()
+    usageChecked = true
+    if (
+      totals.calls !== calls.length || totals.failures !== failed || totals.inputTokens !== sum.inputTokens ||
+      totals.outputTokens !== sum.outputTokens
+    ) {
+      problem(
+        `usage tally: ${totals.calls} calls (${totals.failures} failed), ${totals.inputTokens}/${totals.outputTokens} ` +
+          `tokens; want ${calls.length} calls (${failed} failed), ${sum.inputTokens}/${sum.outputTokens}`
+      )
+    }
+  }
+  return { wrong, problems, usageChecked }
+}
+
 const run = async (job: Job): Promise<RunResult> => {
   const contender = Contenders.byId(job.contender)
   if (contender === undefined) throw new Error(`unknown contender ${job.contender}`)
   const { sizes } = job
+
+  // S: an Effect program has these loaded before it builds its client; untimed, before the clock starts.
+  if (job.workload === "S") {
+    for (const module of effectModules) await import(module)
+  }
 
   // Start-up: import the libraries, build the client, make the first call.
   const t0 = performance.now()
@@ -99,6 +184,28 @@ const run = async (job: Job): Promise<RunResult> => {
   const startupMs = performance.now() - t0
   const startupCpuMs = cpuMsSince(cpu0)
   const startRssMb = mb(process.memoryUsage().rss)
+
+  if (job.workload === "S") {
+    // Start-up only: check the first reply (and the usage tally), no workload.
+    const checked = await check(client, calls, [warm], [], 0)
+    await client.close()
+    return {
+      contender: job.contender,
+      workload: job.workload,
+      ok: checked.wrong === 0,
+      failed: 0,
+      wrong: checked.wrong,
+      problems: checked.problems,
+      importMs,
+      startupMs,
+      totalMs: Number.NaN,
+      cpuMs: Number.NaN,
+      startupCpuMs,
+      maxRssMb: Number.NaN,
+      startRssMb,
+      usageChecked: checked.usageChecked
+    }
+  }
 
   const replies: Array<Reply | undefined> = [warm]
   const errors: Array<string> = []
@@ -199,48 +306,7 @@ const run = async (job: Job): Promise<RunResult> => {
   const maxRssMb = mb(process.resourceUsage().maxRSS * 1024)
 
   // Checks, after the clock stopped.
-  let wrong = 0
-  const problems: Array<string> = [...errors]
-  const problem = (message: string) => {
-    wrong++
-    if (problems.length < 5) problems.push(message)
-  }
-  const sum = { inputTokens: 0, outputTokens: 0 }
-  calls.forEach((call, index) => {
-    const reply = replies[index]
-    const usage = Wire.usage(call.seq, call.chunks)
-    sum.inputTokens += usage.inputTokens
-    sum.outputTokens += usage.outputTokens
-    if (reply === undefined) return
-    const expected = Wire.text(call.seq, call.chunks)
-    if (reply.text !== expected) {
-      let at = 0
-      while (at < expected.length && reply.text[at] === expected[at]) at++
-      problem(
-        `seq ${call.seq}: text differs at ${at} (got ${reply.text.length} chars, want ${expected.length}): ` +
-          `${JSON.stringify(reply.text.slice(at, at + 40))} vs ${JSON.stringify(expected.slice(at, at + 40))}`
-      )
-    }
-    if (reply.inputTokens !== usage.inputTokens || reply.outputTokens !== usage.outputTokens) {
-      problem(
-        `seq ${call.seq}: usage ${reply.inputTokens}/${reply.outputTokens}, want ${usage.inputTokens}/${usage.outputTokens}`
-      )
-    }
-  })
-  let usageChecked = false
-  if (client.usage !== undefined) {
-    const totals: Totals = await client.usage()
-    usageChecked = true
-    if (
-      totals.calls !== calls.length || totals.failures !== failed || totals.inputTokens !== sum.inputTokens ||
-      totals.outputTokens !== sum.outputTokens
-    ) {
-      problem(
-        `usage tally: ${totals.calls} calls (${totals.failures} failed), ${totals.inputTokens}/${totals.outputTokens} ` +
-          `tokens; want ${calls.length} calls (${failed} failed), ${sum.inputTokens}/${sum.outputTokens}`
-      )
-    }
-  }
+  const { problems, usageChecked, wrong } = await check(client, calls, replies, errors, failed)
   await client.close()
 
   return {

@@ -4,12 +4,14 @@
  * 1. Compiles `src/` and `bench/` to JavaScript (`build.ts`), so clients run on plain `node`.
  * 2. Starts the fake provider (`server.ts`) in its own process on 127.0.0.1.
  * 3. For each round, for each workload, runs one client process (`client.ts`) per contender, in an
- *    order rotated every round, so that drift on the machine spreads over all contenders.
+ *    order rotated every round, so that drift on the machine spreads over all contenders. The
+ *    workloads are W1-W4 and `S`, start-up only inside an Effect program (its `effect` modules
+ *    loaded before the clock starts), reported as columns of the start-up table.
  * 4. Prints Markdown tables (medians, min-max, ratios against raw `fetch` and the same-vendor SDK,
  *    and the issue's targets) and writes every run to `bench/results/latest.json`.
  *
  * Options: `--rounds N` (default 3), `--quick` (small sizes, 1 round unless `--rounds`),
- * `--only id,id` (contenders), `--all` (also ours' bare layers behind `Resilience.layerRetry()`), `--workloads W1,W2`, `--events-per-write N` (server writes, default
+ * `--only id,id` (contenders), `--all` (also ours' bare layers behind `Resilience.layerRetry()`), `--workloads W1,W2,S`, `--events-per-write N` (server writes, default
  * 16), `--tsx` (run the TypeScript sources through the tsx loader instead of compiling them; its
  * hook inflates every contender's start-up), `--out path`.
  */
@@ -59,9 +61,16 @@ const quickSizes: Sizes = {
 }
 const sizes = quick ? quickSizes : fullSizes
 
-const workloads: ReadonlyArray<Workload> = (option("--workloads")?.split(",") ?? ["W1", "W2", "W3", "W4"]) as Array<
-  Workload
->
+const allWorkloads: ReadonlyArray<Workload> = ["W1", "W2", "W3", "W4", "S"]
+const workloads = (option("--workloads")?.split(",") ?? allWorkloads) as ReadonlyArray<Workload>
+const unknownWorkloads = workloads.filter((workload) => !allWorkloads.includes(workload))
+if (unknownWorkloads.length > 0) {
+  throw new Error(`unknown workload ${unknownWorkloads.join(",")} (known: ${allWorkloads.join(",")})`)
+}
+/** The workloads with a workload to time, and a table of their own: all but `S`. */
+type Timed = Exclude<Workload, "S">
+const timedWorkloads = workloads.filter((workload): workload is Timed => workload !== "S")
+const runsS = workloads.includes("S")
 const only = option("--only")?.split(",")
 const contenders = only !== undefined
   ? Contenders.all.filter((c) => only.includes(c.id))
@@ -197,12 +206,34 @@ interface StartupSummary {
   readonly contender: string
   readonly vendor: Contenders.Vendor
   readonly family: Contenders.Family
+  /** Over every run of W1-W4. */
   readonly startupMs?: Stat | undefined
   readonly startupCpuMs?: Stat | undefined
   readonly importMs?: Stat | undefined
   readonly startRssMb?: Stat | undefined
   readonly vsSdk?: number | undefined
+  /** Over the runs of `S`: the same start-up inside an Effect program; absent when `S` did not run. */
+  readonly inEffectProgram?: EffectStartup | undefined
 }
+
+/** Start-up inside an Effect program (job `S`); the stats are of its runs when all were `ok`. */
+interface EffectStartup {
+  readonly status: Summary["status"]
+  readonly problems: ReadonlyArray<string>
+  readonly usageChecked: boolean
+  readonly startupMs?: Stat | undefined
+  readonly startupCpuMs?: Stat | undefined
+  readonly importMs?: Stat | undefined
+  readonly startRssMb?: Stat | undefined
+  /** Median start-up over the same-vendor SDK's, both in an Effect program. */
+  readonly vsSdk?: number | undefined
+}
+
+const statusOf = (runs: ReadonlyArray<RunResult>): Summary["status"] =>
+  runs.some((run) => run.wrong > 0) ? "wrong" : runs.some((run) => !run.ok) ? "failed" : "ok"
+
+const problemsOf = (runs: ReadonlyArray<RunResult>): ReadonlyArray<string> =>
+  [...new Set(runs.flatMap((run) => run.problems))].slice(0, 5)
 
 const headline = (run: RunResult): number | undefined =>
   run.workload === "W1" ? run.perCallMs : run.workload === "W2" ? run.ttlcMs : run.totalMs
@@ -211,14 +242,10 @@ const summarize = (runs: ReadonlyArray<RunResult>): {
   readonly workloads: ReadonlyArray<Summary>
   readonly startup: ReadonlyArray<StartupSummary>
 } => {
-  const partial = workloads.flatMap((workload) =>
+  const partial = timedWorkloads.flatMap((workload) =>
     contenders.map((contender) => {
       const mine = runs.filter((run) => run.contender === contender.id && run.workload === workload)
-      const status: Summary["status"] = mine.some((run) => run.wrong > 0)
-        ? "wrong"
-        : mine.some((run) => !run.ok)
-        ? "failed"
-        : "ok"
+      const status = statusOf(mine)
       const good = status === "ok" ? mine : []
       return {
         contender: contender.id,
@@ -226,7 +253,7 @@ const summarize = (runs: ReadonlyArray<RunResult>): {
         vendor: contender.vendor,
         family: contender.family,
         status,
-        problems: [...new Set(mine.flatMap((run) => run.problems))].slice(0, 5),
+        problems: problemsOf(mine),
         usageChecked: mine.length > 0 && mine.every((run) => run.usageChecked),
         time: stat(good.map(headline)),
         chunksPerSec: stat(good.map((run) => run.chunksPerSec)),
@@ -246,7 +273,12 @@ const summarize = (runs: ReadonlyArray<RunResult>): {
     rssVsSdk: ratio(s.maxRssMb, find(s.workload, `sdk-${s.vendor}`)?.maxRssMb)
   }))
   const startupPartial = contenders.map((contender) => {
-    const mine = runs.filter((run) => run.contender === contender.id && Number.isFinite(run.startupMs))
+    const mine = runs.filter((run) =>
+      run.contender === contender.id && run.workload !== "S" && Number.isFinite(run.startupMs)
+    )
+    const inEffect = runs.filter((run) => run.contender === contender.id && run.workload === "S")
+    const status = statusOf(inEffect)
+    const good = status === "ok" ? inEffect : []
     return {
       contender: contender.id,
       vendor: contender.vendor,
@@ -254,13 +286,30 @@ const summarize = (runs: ReadonlyArray<RunResult>): {
       startupMs: stat(mine.map((run) => run.startupMs)),
       startupCpuMs: stat(mine.map((run) => run.startupCpuMs)),
       importMs: stat(mine.map((run) => run.importMs)),
-      startRssMb: stat(mine.map((run) => run.startRssMb))
+      startRssMb: stat(mine.map((run) => run.startRssMb)),
+      inEffectProgram: runsS
+        ? {
+          status,
+          problems: problemsOf(inEffect),
+          usageChecked: inEffect.length > 0 && inEffect.every((run) => run.usageChecked),
+          startupMs: stat(good.map((run) => run.startupMs)),
+          startupCpuMs: stat(good.map((run) => run.startupCpuMs)),
+          importMs: stat(good.map((run) => run.importMs)),
+          startRssMb: stat(good.map((run) => run.startRssMb))
+        }
+        : undefined
     }
   })
-  const startup = startupPartial.map((s): StartupSummary => ({
-    ...s,
-    vsSdk: ratio(s.startupMs, startupPartial.find((t) => t.contender === `sdk-${s.vendor}`)?.startupMs)
-  }))
+  const startup = startupPartial.map((s): StartupSummary => {
+    const sdk = startupPartial.find((t) => t.contender === `sdk-${s.vendor}`)
+    return {
+      ...s,
+      vsSdk: ratio(s.startupMs, sdk?.startupMs),
+      inEffectProgram: s.inEffectProgram === undefined
+        ? undefined
+        : { ...s.inEffectProgram, vsSdk: ratio(s.inEffectProgram.startupMs, sdk?.inEffectProgram?.startupMs) }
+    }
+  })
   return { workloads: summaries, startup }
 }
 
@@ -282,7 +331,7 @@ const fmtRatio = (x: number | undefined) => (x === undefined ? "-" : `${x.toFixe
 const statusCell = (s: Summary): string =>
   s.status === "ok" ? (s.usageChecked ? "ok, usage exact" : "ok") : `**${s.status.toUpperCase()}**`
 
-const titles: Record<Workload, string> = {
+const titles: Record<Timed, string> = {
   W1: `W1: ${fmt(sizes.w1Calls)} sequential non-streaming calls`,
   W2: `W2: one stream of ${fmt(sizes.w2Chunks)} chunks`,
   W3: `W3: ${fmt(sizes.w3Streams)} concurrent streams of ${fmt(sizes.w3Chunks)} chunks`,
@@ -318,7 +367,7 @@ const targets = (summaries: ReadonlyArray<Summary>, startup: ReadonlyArray<Start
     const id = contender.id
     const w = (workload: Workload) => get(workload, id)
     for (const workload of workloads) {
-      const s = w(workload)
+      const s = workload === "S" ? startup.find((t) => t.contender === id)?.inEffectProgram : w(workload)
       if (s !== undefined && s.status !== "ok") {
         out.push({
           contender: id,
@@ -339,12 +388,18 @@ const targets = (summaries: ReadonlyArray<Summary>, startup: ReadonlyArray<Start
       check(id, `${workload} RSS <= 1.15x SDK`, w(workload)?.rssVsSdk, 1.15)
     }
     check(id, "start-up <= 1.5x SDK", startup.find((s) => s.contender === id)?.vsSdk, 1.5)
+    check(
+      id,
+      "start-up in an Effect program <= 1.5x SDK",
+      startup.find((s) => s.contender === id)?.inEffectProgram?.vsSdk,
+      1.5
+    )
     if (id.includes("litellm")) {
       check(id, "W1 <= 1.25x fetch", w("W1")?.timeVsFetch, 1.25)
       check(id, "W2 <= 1.25x fetch", w("W2")?.timeVsFetch, 1.25)
     }
     for (const peer of ["effect-ai", "vercel"]) {
-      for (const workload of workloads) {
+      for (const workload of timedWorkloads) {
         const theirs = get(workload, `${peer}-${contender.vendor}`)
         if (theirs === undefined || theirs.status !== "ok" || theirs.time === undefined) continue
         const mine = w(workload)?.time?.median
@@ -392,7 +447,7 @@ const markdown = (
   )
   lines.push("")
   lines.push("Medians over rounds, (min-max); ratios are of medians, against the same vendor's raw fetch and SDK.")
-  for (const workload of workloads) {
+  for (const workload of timedWorkloads) {
     const rows = summaries.filter((s) => s.workload === workload)
     lines.push("", `### ${titles[workload]}`, "")
     const timeName = workload === "W1" ? "ms per call" : workload === "W2" ? "time to last chunk, ms" : "total ms"
@@ -413,19 +468,44 @@ const markdown = (
       })
     ))
   }
-  lines.push("", "### Start-up: import of the libraries to the first reply (every run)", "")
+  lines.push("", "### Start-up: import of the libraries to the first reply (every run of W1-W4)", "")
+  if (runsS) {
+    lines.push(
+      "In an Effect program: the same start-up in the runs of S, which import the `effect` modules such a " +
+        "program has already loaded (Effect, Layer, Stream, Schema, ManagedRuntime, Redacted) before the clock starts.",
+      ""
+    )
+  }
+  const effectCell = (e: EffectStartup | undefined) =>
+    e === undefined || e.status === "ok" ? fmtStat(e?.startupMs) : `**${e.status.toUpperCase()}**`
   lines.push(table(
-    ["contender", "start-up ms", "x SDK", "import ms", "CPU ms", "RSS after start MB"],
+    [
+      "contender",
+      "start-up ms",
+      "x SDK",
+      ...(runsS ? ["in an Effect program, ms", "x SDK"] : []),
+      "import ms",
+      "CPU ms",
+      "RSS after start MB"
+    ],
     startup.map((s) => [
       s.contender,
       fmtStat(s.startupMs),
       fmtRatio(s.vsSdk),
+      ...(runsS ? [effectCell(s.inEffectProgram), fmtRatio(s.inEffectProgram?.vsSdk)] : []),
       fmt(s.importMs?.median),
       fmt(s.startupCpuMs?.median),
       fmt(s.startRssMb?.median, 1)
     ])
   ))
-  const problems = summaries.filter((s) => s.status !== "ok")
+  const problems = [
+    ...summaries.filter((s) => s.status !== "ok"),
+    ...startup.flatMap((s) =>
+      s.inEffectProgram !== undefined && s.inEffectProgram.status !== "ok"
+        ? [{ contender: s.contender, workload: "S", ...s.inEffectProgram }]
+        : []
+    )
+  ]
   if (problems.length > 0) {
     lines.push("", "### Wrong or failed", "")
     for (const s of problems) lines.push(`- ${s.contender} ${s.workload}: ${s.status}: ${s.problems.join("; ")}`)
