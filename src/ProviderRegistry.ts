@@ -46,6 +46,7 @@ import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -443,6 +444,17 @@ const hasOwnSettings = (agent: ProvidersConfig.ResilienceSettings): boolean =>
   agent.fallbacks !== undefined || agent.sameModel !== undefined
 
 /**
+ * A retry policy whose waits end when the registry closes: the next attempt then fails with
+ * `released` (not retryable), so a call waiting between two retries ends with the registry. Only
+ * the waits race the close, never the calls.
+ */
+const untilClosed = (policy: Resilience.RetryPolicy, closed: Deferred.Deferred<void>): Resilience.RetryPolicy =>
+  Schedule.modifyDelayEffect(
+    policy,
+    (_, delay) => Effect.as(Effect.raceFirst(Effect.sleep(delay), Deferred.await(closed)), Duration.zero)
+  )
+
+/**
  * `base` wrapped as `Resilience.wrap` does, `fallback(retry(circuitBreaker(timeout(base))))`, with a
  * circuit breaker made beforehand (so that its state is shared by everything built on the same
  * provider) and fallbacks already wrapped in their own settings. The result keeps `base`'s
@@ -452,7 +464,8 @@ const resilient = (
   base: LLM.Service,
   settings: ProvidersConfig.ResilienceSettings,
   breaker: Resilience.CircuitBreaker | undefined,
-  fallbacks: ReadonlyArray<LLM.Service>
+  fallbacks: ReadonlyArray<LLM.Service>,
+  closed: Deferred.Deferred<void>
 ): Effect.Effect<LLM.Service> => {
   let service = isOn(settings.requestTimeout) ? Resilience.withTimeout(base, settings.requestTimeout) : base
   if (breaker !== undefined) {
@@ -466,7 +479,7 @@ const resilient = (
   if (!isOn(settings.retry) && fallbacks.length === 0) return Effect.succeed(service)
   return Effect.map(
     Resilience.wrap(service, {
-      retry: isOn(settings.retry) ? settings.retry : undefined,
+      retry: isOn(settings.retry) ? untilClosed(Resilience.retryPolicy(settings.retry), closed) : undefined,
       fallbacks,
       fallback: fallbacks.length === 0
         ? undefined
@@ -569,18 +582,42 @@ export const make = (
     const providers = Object.values(config.providers)
     const closed = yield* Deferred.make<void>()
 
-    const guard = (id: string, llm: LLM.Service): LLM.Service => {
+    const isClosed = Deferred.isDone(closed)
+    const whenReleased = <A, R>(id: string) => (error: LLMError.LLMError): Effect.Effect<A, LLMError.LLMError, R> =>
+      Effect.flatMap(isClosed, (done) => Effect.fail(done ? released(id) : error))
+
+    /**
+     * A built-in provider's calls end when it is released (its connection pool is destroyed with
+     * it, which cuts every request in flight): once the registry has closed, a call fails with
+     * `released` before it starts, and so does one cut by the release. Nothing runs beside the call.
+     */
+    const guardBuiltIn = (id: string, llm: LLM.Service): LLM.Service => ({
+      ...llm,
+      complete: (request) =>
+        Effect.flatMap(
+          isClosed,
+          (done) => done ? Effect.fail(released(id)) : Effect.catchAll(llm.complete(request), whenReleased(id))
+        ),
+      stream: (request) =>
+        Stream.unwrap(Effect.map(
+          isClosed,
+          (done) => done ? Stream.fail(released(id)) : Stream.catchAll(llm.stream(request), whenReleased(id))
+        ))
+    })
+
+    /** Any other provider's calls still running when the registry closes are ended by the close. */
+    const guardRacing = (id: string, llm: LLM.Service): LLM.Service => {
       const whenClosed = Effect.zipRight(Deferred.await(closed), Effect.fail(released(id)))
       return {
         ...llm,
         complete: (request) =>
           Effect.flatMap(
-            Deferred.isDone(closed),
+            isClosed,
             (done) => done ? Effect.fail(released(id)) : Effect.raceFirst(llm.complete(request), whenClosed)
           ),
         stream: (request) =>
           Stream.unwrap(Effect.map(
-            Deferred.isDone(closed),
+            isClosed,
             (done) => done ? Stream.fail(released(id)) : Stream.interruptWhen(llm.stream(request), whenClosed)
           ))
       }
@@ -594,7 +631,10 @@ export const make = (
         return Effect.fail([`providers.${provider.id}.type: no factory builds a provider of type ${provider.type}`])
       }
       return factory(provider).pipe(
-        Effect.map((llm) => ({ id: provider.id, llm: guard(provider.id, llm) })),
+        Effect.map((llm) => ({
+          id: provider.id,
+          llm: factory === factories[provider.type] ? guardBuiltIn(provider.id, llm) : guardRacing(provider.id, llm)
+        })),
         Effect.mapError((error) => error.problems)
       )
     }
@@ -640,18 +680,16 @@ export const make = (
       const base = bases.get(provider.id)!
       asFallback.set(
         provider.id,
-        yield* resilient(base, { ...provider, fallbacks: undefined }, breakers.get(provider.id), [])
+        yield* resilient(base, { ...provider, fallbacks: undefined }, breakers.get(provider.id), [], closed)
       )
     }
     const targets = (fallbacks: ReadonlyArray<string> | undefined) => (fallbacks ?? []).map((id) => asFallback.get(id)!)
-    const wrapped = (id: string, base: LLM.Service, service: LLM.Service) =>
-      service === base ? base : guard(id, service)
 
     const initial = new Map<string, Entry>()
     for (const provider of providers) {
       const base = bases.get(provider.id)!
-      const service = yield* resilient(base, provider, breakers.get(provider.id), targets(provider.fallbacks))
-      initial.set(provider.id, { id: provider.id, base, llm: wrapped(provider.id, base, service) })
+      const service = yield* resilient(base, provider, breakers.get(provider.id), targets(provider.fallbacks), closed)
+      initial.set(provider.id, { id: provider.id, base, llm: service })
     }
     // An agent with settings of its own is built now, on its provider as configured; one without
     // uses its provider as `get` gives it.
@@ -666,8 +704,8 @@ export const make = (
         : isOn(agent.circuitBreaker)
         ? yield* Resilience.makeCircuitBreaker({ ...agent.circuitBreaker, provider: provider.id })
         : undefined
-      const service = yield* resilient(base, settings, breaker, targets(settings.fallbacks))
-      agentServices.set(agent.id, wrapped(provider.id, base, service))
+      const service = yield* resilient(base, settings, breaker, targets(settings.fallbacks), closed)
+      agentServices.set(agent.id, service)
     }
 
     const entries = yield* Ref.make<ReadonlyMap<string, Entry>>(initial)

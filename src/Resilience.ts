@@ -160,15 +160,19 @@ const retryStream = <A, E extends LLMError.LLMError, R>(
   self: Stream.Stream<A, E, R>,
   policy: RetryPolicy
 ): Stream.Stream<A, E, R> =>
-  Stream.unwrap(Effect.map(Ref.make(false), (emitted) =>
-    self.pipe(
-      // One check per chunk: the first non-empty chunk of an attempt marks it as seen.
-      Stream.mapChunksEffect((chunk) =>
-        Chunk.isEmpty(chunk) ? Effect.succeed(chunk) : Effect.as(Ref.set(emitted, true), chunk)
-      ),
+  Stream.suspend(() => {
+    // Whether an attempt has emitted: per stream, set by the stream's own fiber at its first
+    // non-empty chunk (one check per chunk, no effect), read by the schedule.
+    let emitted = false
+    return self.pipe(
+      Stream.mapChunks((chunk) => {
+        if (!emitted && Chunk.isNonEmpty(chunk)) emitted = true
+        return chunk
+      }),
       // A retry only ever follows an attempt that emitted nothing, so the flag never needs a reset.
-      Stream.retry(Schedule.whileInputEffect(policy, () => Effect.map(Ref.get(emitted), (seen) => !seen)))
-    )))
+      Stream.retry(Schedule.whileInput(policy, () => !emitted))
+    )
+  })
 
 /**
  * Retries an `Effect` or a `Stream` that fails with `LLMError`s, with {@link retryPolicy} built from
@@ -210,32 +214,41 @@ export const retryLLM: {
   (args) => isService(args[0]),
   (llm: LLM.Service, options?: RetryOptions | RetryPolicy): LLM.Service => {
     const policy = toPolicy(options)
-    // Counts every attempt after the first in the `llm.retries` metric, tagged with the error
-    // that caused it.
-    const counted = <A>(
-      request: LLM.CompletionRequest,
-      attempt: (failed: (error: LLMError.LLMError) => Effect.Effect<void>, started: Effect.Effect<void>) => A
-    ) =>
-      Effect.map(Ref.make<string | undefined>(undefined), (last) =>
-        attempt(
-          (error) => Ref.set(last, error._tag),
-          Effect.flatMap(Ref.get(last), (tag) =>
-            tag === undefined
-              ? Effect.void
-              : Telemetry.recordRetry(llm.providerId, request.model ?? llm.defaultModel, tag))
-        ))
+    // Every attempt after the first is counted in the `llm.retries` metric, tagged with the error
+    // that caused it: the last error of the call, kept per call.
+    const model = (request: LLM.CompletionRequest) => request.model ?? llm.defaultModel
     return {
       ...llm,
       complete: (request) =>
-        Effect.flatten(
-          counted(request, (failed, started) =>
-            retry(Effect.zipRight(started, Effect.tapError(llm.complete(request), failed)), policy))
-        ),
+        Effect.suspend(() => {
+          let last: string | undefined = undefined
+          const failed = (error: LLMError.LLMError) =>
+            Effect.sync(() => {
+              last = error._tag
+            })
+          const attempt = Effect.suspend(() => {
+            const call = Effect.tapError(llm.complete(request), failed)
+            return last === undefined
+              ? call
+              : Effect.zipRight(Telemetry.recordRetry(llm.providerId, model(request), last), call)
+          })
+          return Effect.retry(attempt, policy)
+        }),
       stream: (request) =>
-        Stream.unwrap(
-          counted(request, (failed, started) =>
-            retry(Stream.unwrap(Effect.as(started, Stream.tapError(llm.stream(request), failed))), policy))
-        )
+        Stream.suspend(() => {
+          let last: string | undefined = undefined
+          const failed = (error: LLMError.LLMError) =>
+            Effect.sync(() => {
+              last = error._tag
+            })
+          const attempt = Stream.suspend(() => {
+            const stream = Stream.tapError(llm.stream(request), failed)
+            return last === undefined
+              ? stream
+              : Stream.unwrap(Effect.as(Telemetry.recordRetry(llm.providerId, model(request), last), stream))
+          })
+          return retryStream(attempt, policy)
+        })
     }
   }
 )

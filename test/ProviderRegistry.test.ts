@@ -887,6 +887,44 @@ describe("ProviderRegistry lifetime", () => {
       expect(yield* server.requests).toHaveLength(3)
     }))
 
+  it.scoped("with the built-in factories, calls in flight (complete and stream, with retry) end with the registry", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.make()
+      const config = yield* configFor(
+        server,
+        resilientYaml({ openai_main: "retry: { max_retries: 2, base_delay: 1 second, jitter: false }" })
+      )
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(ProviderRegistry.layerFromConfig(config), scope).pipe(
+        Effect.withConfigProvider(envFor(server))
+      )
+      const registry = Context.get(context, ProviderRegistry.ProviderRegistry)
+      yield* server.enqueue(Reply.hang, Reply.hang, Reply.hang)
+      const claude = yield* registry.get("claude_main")
+      const openai = yield* registry.get("openai_main")
+      const calls = yield* Effect.forEach(
+        [claude.complete(ask("x")), Response.collect(openai.stream(ask("x"))), openai.complete(ask("x"))],
+        (call) => Effect.fork(Effect.flip(call))
+      )
+      yield* pollUntil(Effect.map(server.requests, (requests) => requests.length === 3))
+
+      yield* Scope.close(scope, Exit.void)
+
+      const errors = yield* Effect.forEach(calls, Fiber.join)
+      expect(errors.map((e) => [e._tag, e.message])).toEqual(
+        ["claude_main", "openai_main", "openai_main"].map((id) => [
+          "InvalidRequestError",
+          `${id}: this provider was released when its ProviderRegistry closed`
+        ])
+      )
+      yield* server.awaitAborted(3)
+      // Not retried: the release is final
+      expect(yield* server.requests).toHaveLength(3)
+      expect((yield* Effect.flip(openai.complete(ask("again")))).message).toBe(
+        "openai_main: this provider was released when its ProviderRegistry closed"
+      )
+    }))
+
   it.scoped("closing the registry's scope ends a call waiting between two retries", () =>
     Effect.gen(function*() {
       const server = yield* FakeProviderServer.make()
