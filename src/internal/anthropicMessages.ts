@@ -136,12 +136,13 @@ export const toParams = (request: Provider.ResolvedRequest): Params => {
   return params
 }
 
-/** Maps a complete Messages API reply to neutral events. */
+/** Maps a complete Messages API reply (its JSON body, shape checked here) to neutral events. */
 export const fromMessage = (
   ctx: Errors.ErrorContext,
-  message: Sdk.Message,
+  body: unknown,
   requestId: string | undefined
 ): Provider.Completed => {
+  const message = body as Sdk.Message
   if (message === null || typeof message !== "object" || !Array.isArray(message.content)) {
     throw Errors.malformed(ctx, "the reply has no content array", requestId)
   }

@@ -124,24 +124,29 @@ export const stream = (
   }))
 
 /**
- * A complete call: `send` resolves with the SDK's parsed body and the raw response; `decode`
- * maps the body to neutral events and may throw an `LLMError` (a malformed reply). The
- * provider's timeout covers the whole call, the body included (the SDK's own timer stops at the
- * headers).
+ * A complete call: `send` resolves with the raw response once its headers are in (the SDK has
+ * thrown for an error status by then); its JSON body is read here, which costs less than the
+ * SDK's own parsing. `decode` maps the body to neutral events and may throw an `LLMError` (a
+ * malformed reply). The provider's timeout covers the whole call, the body included (the SDK's
+ * own timer stops at the headers).
  */
-export const complete = <A>(
+export const complete = (
   call: Call,
-  send: (signal: AbortSignal) => PromiseLike<{ readonly data: A; readonly response: globalThis.Response }>,
-  decode: (data: A, requestId: string | undefined) => Provider.Completed
+  send: (signal: AbortSignal) => PromiseLike<globalThis.Response>,
+  decode: (data: unknown, requestId: string | undefined) => Provider.Completed
 ): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
   Effect.suspend(() =>
-    Effect.flatMap(request(call, new AbortController(), send), ({ data, response }) => {
-      try {
-        return Effect.succeed(decode(data, response.headers.get(call.requestIdHeader) ?? undefined))
-      } catch (error) {
-        return Effect.fail(Errors.fromThrown(call.ctx, error))
+    Effect.flatMap(
+      request(call, new AbortController(), (signal) =>
+        send(signal).then((response) => response.json().then((data: unknown) => ({ data, response })))),
+      ({ data, response }) => {
+        try {
+          return Effect.succeed(decode(data, response.headers.get(call.requestIdHeader) ?? undefined))
+        } catch (error) {
+          return Effect.fail(Errors.fromThrown(call.ctx, error))
+        }
       }
-    })
+    )
   )
 
 /** Folds a stream into the neutral form of a complete reply (its last event is the `Finish`). */

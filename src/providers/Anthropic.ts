@@ -109,7 +109,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         : Sdk.complete(
           call,
           (signal) =>
-            client.messages.create({ ...Wire.toParams(request), stream: false }, requestOptions(signal)).withResponse(),
+            client.messages.create({ ...Wire.toParams(request), stream: false }, requestOptions(signal)).asResponse(),
           (data, requestId) => Wire.fromMessage(ctx, data, requestId)
         )
 

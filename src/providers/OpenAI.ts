@@ -102,7 +102,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         call,
         (signal) =>
           client.chat.completions.create(Chat.toBody(request, Chat.openaiDialect) as any, requestOptions(signal))
-            .withResponse(),
+            .asResponse(),
         (data, requestId) => Chat.fromCompletion(ctx, data, requestId)
       )
 
