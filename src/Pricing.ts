@@ -170,7 +170,18 @@ export const lookup = (model: string, overrides?: PriceTable): Option.Option<Mod
       if (Option.isSome(ownBare)) return ownBare
     }
   }
-  return lookupIn(defaults, bare)
+  return lookupDefault(bare)
+}
+
+/** The built-in table never changes: each name is looked up once (a few hundred names at most). */
+const defaultPrices = new Map<string, Option.Option<ModelPrice>>()
+const lookupDefault = (name: string): Option.Option<ModelPrice> => {
+  let price = defaultPrices.get(name)
+  if (price === undefined) {
+    price = lookupIn(defaults, name)
+    if (defaultPrices.size < 1024) defaultPrices.set(name, price)
+  }
+  return price
 }
 
 const nonNegative = (n: number): number => (n > 0 ? n : 0)

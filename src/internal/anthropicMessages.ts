@@ -82,6 +82,15 @@ const toWirePart = (part: Message.Part): Sdk.ContentBlockParam | undefined => {
   }
 }
 
+const toWireParts = (parts: ReadonlyArray<Message.Part>): Array<Sdk.ContentBlockParam> => {
+  const out: Array<Sdk.ContentBlockParam> = []
+  for (const part of parts) {
+    const wire = toWirePart(part)
+    if (wire !== undefined) out.push(wire)
+  }
+  return out
+}
+
 const effortBudget = { minimal: 1024, low: 2048, medium: 8192, high: 16384 } as const
 
 /** The Messages API body. `temperature` and `top_p` are still accepted by the API for the models
@@ -93,13 +102,7 @@ export const toParams = (request: Provider.ResolvedRequest): Params => {
   const params: Params = {
     model: request.model,
     max_tokens: request.maxTokens,
-    messages: request.messages.map((message) => ({
-      role: message.role,
-      content: message.content.flatMap((part) => {
-        const wire = toWirePart(part)
-        return wire === undefined ? [] : [wire]
-      })
-    }))
+    messages: request.messages.map((message) => ({ role: message.role, content: toWireParts(message.content) }))
   }
   if (request.system !== undefined) params.system = request.system
   if (request.temperature !== undefined) params.temperature = request.temperature
