@@ -504,7 +504,8 @@ const row = (label: string, u: Usage.ModelUsage): ReadonlyArray<string> => [
   String(u.cacheWriteTokens),
   String(u.outputTokens),
   usd(u.costUsd),
-  String(u.unpricedCalls)
+  String(u.unpricedCalls),
+  String(u.unmeteredCalls)
 ]
 
 const renderTable = (providers: ReadonlyArray<ProviderSummary>, total: Usage.TokenUsage): string => {
@@ -517,7 +518,8 @@ const renderTable = (providers: ReadonlyArray<ProviderSummary>, total: Usage.Tok
     "cache write",
     "output",
     "cost",
-    "unpriced"
+    "unpriced",
+    "unmetered"
   ]
   const lines: Array<ReadonlyArray<string>> = []
   for (const provider of providers) {

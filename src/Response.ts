@@ -49,9 +49,13 @@ export interface LLMResponse {
   readonly finishReason: FinishReason
   /** The provider's own stop reason, verbatim (`end_turn`, `tool_use`, `stop`, ...). */
   readonly rawFinishReason?: string
+  /** Zeros when `usageUnknown`. */
   readonly usage: Usage.Tokens
-  /** Cost in USD; `undefined` when the model has no known price. */
+  /** Cost in USD; `undefined` when the model has no known price, or the usage is unknown. */
   readonly costUsd: number | undefined
+  /** `true` when the provider reported no usage for the call (some compatible servers send none):
+   * its tokens and cost are unknown, not zero (the tally counts it in `unmeteredCalls`). */
+  readonly usageUnknown?: true
   readonly providerId: string
   readonly requestId?: string
 }
@@ -144,8 +148,11 @@ export interface Finish {
   readonly _tag: "Finish"
   readonly finishReason: FinishReason
   readonly rawFinishReason?: string
+  /** Zeros when `usageUnknown`. */
   readonly usage: Usage.Tokens
   readonly costUsd: number | undefined
+  /** `true` when the provider reported no usage (see `LLMResponse.usageUnknown`). */
+  readonly usageUnknown?: true
   readonly model: string
   readonly providerId: string
   readonly requestId?: string

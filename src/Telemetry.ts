@@ -138,6 +138,8 @@ export const Attributes = {
   reasoningTokens: "llm.usage.reasoning_tokens",
   /** `true` when the model has no known price: the call is not costed. */
   unpriced: "llm.unpriced",
+  /** `true` when the provider reported no usage for the call (tokens and cost unknown). */
+  unmetered: "llm.unmetered",
   /** `true` when the call was refused locally, before any request (it reached no provider). */
   refused: "llm.refused",
   /** `true` when the call was interrupted, or its stream abandoned before its end. */
@@ -240,6 +242,18 @@ export const refusals = Metric.counter("llm.refusals", {
  */
 export const unpricedCalls = Metric.counter("llm.unpriced_calls", {
   description: "LLM calls on a model with no known price (not costed)",
+  incremental: true
+})
+
+/**
+ * Calls whose usage the provider never reported (unknown, not zero), as the usage
+ * `unmeteredCalls`. Tags: provider, model.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const unmeteredCalls = Metric.counter("llm.unmetered_calls", {
+  description: "LLM calls whose usage the provider never reported (tokens and cost unknown)",
   incremental: true
 })
 

@@ -55,6 +55,12 @@ export interface ModelUsage extends Tokens {
   readonly failures: number
   /** Calls on a model with no known price: their cost is not in `costUsd`. */
   readonly unpricedCalls: number
+  /**
+   * Calls whose usage the provider never reported (a stream cut or interrupted before its usage
+   * came, a call that timed out, a server that sends none): their tokens and cost are unknown,
+   * not zero, and are in none of the totals.
+   */
+  readonly unmeteredCalls: number
 }
 
 /**
@@ -81,7 +87,14 @@ export const emptyTokens: Tokens = {
   reasoningTokens: 0
 }
 
-const emptyModel: ModelUsage = { ...emptyTokens, costUsd: 0, calls: 0, failures: 0, unpricedCalls: 0 }
+const emptyModel: ModelUsage = {
+  ...emptyTokens,
+  costUsd: 0,
+  calls: 0,
+  failures: 0,
+  unpricedCalls: 0,
+  unmeteredCalls: 0
+}
 
 /**
  * Nothing spent.
@@ -123,7 +136,8 @@ const addModel = (a: ModelUsage, b: ModelUsage): ModelUsage => ({
   costUsd: a.costUsd + b.costUsd,
   calls: a.calls + b.calls,
   failures: a.failures + b.failures,
-  unpricedCalls: a.unpricedCalls + b.unpricedCalls
+  unpricedCalls: a.unpricedCalls + b.unpricedCalls,
+  unmeteredCalls: a.unmeteredCalls + b.unmeteredCalls
 })
 
 const withByModel = (m: ModelUsage, byModel: Readonly<Record<string, ModelUsage>>): TokenUsage => ({
@@ -136,6 +150,7 @@ const withByModel = (m: ModelUsage, byModel: Readonly<Record<string, ModelUsage>
   calls: m.calls,
   failures: m.failures,
   unpricedCalls: m.unpricedCalls,
+  unmeteredCalls: m.unmeteredCalls,
   byModel
 })
 
@@ -161,8 +176,9 @@ export const combine = (a: TokenUsage, b: TokenUsage): TokenUsage => {
  */
 export interface CallRecord {
   readonly model: string
-  readonly tokens: Tokens
-  /** `undefined` when the model has no known price. */
+  /** `undefined` when the provider never reported the call's usage (unknown, not zero). */
+  readonly tokens: Tokens | undefined
+  /** `undefined` when the model has no known price (or the usage is unknown). */
   readonly costUsd: number | undefined
   readonly failed: boolean
 }
@@ -174,7 +190,8 @@ export interface CallRecord {
  * @category Combinators
  */
 export const add = (usage: TokenUsage, call: CallRecord): TokenUsage => {
-  const t = call.tokens
+  const t = call.tokens ?? emptyTokens
+  const unmetered = call.tokens === undefined
   const delta: ModelUsage = {
     inputTokens: t.inputTokens,
     outputTokens: t.outputTokens,
@@ -184,7 +201,8 @@ export const add = (usage: TokenUsage, call: CallRecord): TokenUsage => {
     costUsd: call.costUsd ?? 0,
     calls: 1,
     failures: call.failed ? 1 : 0,
-    unpricedCalls: call.costUsd === undefined ? 1 : 0
+    unpricedCalls: !unmetered && call.costUsd === undefined ? 1 : 0,
+    unmeteredCalls: unmetered ? 1 : 0
   }
   const byModel: Record<string, ModelUsage> = { ...usage.byModel }
   byModel[call.model] = addModel(usage.byModel[call.model] ?? emptyModel, delta)

@@ -388,17 +388,17 @@ layer(FakeProviderServer.layer())("ProviderRegistry against FakeProviderServer",
           )
           expect(summary.table).toBe(
             [
-              "provider / model         calls  failures  input  cache read  cache write  output       cost  unpriced",
-              "-----------------------  -----  --------  -----  ----------  -----------  ------  ---------  --------",
-              "claude_main (anthropic)      2         0   1500         200          100     150  $0.015585         0",
-              "  claude-sonnet-4-6          1         0   1000         200            0     100  $0.003960         0",
-              "  claude-opus-4-1            1         0    500           0          100      50  $0.011625         0",
-              "openai_main (openai)         2         1     10           0            0       5  $0.000000         1",
-              "  my-finetune                1         0     10           0            0       5  $0.000000         1",
-              "  gpt-4o                     1         1      0           0            0       0  $0.000000         0",
-              "azure_gpt (litellm)          0         0      0           0            0       0  $0.000000         0",
-              "-----------------------  -----  --------  -----  ----------  -----------  ------  ---------  --------",
-              "total                        4         1   1510         200          100     155  $0.015585         1"
+              "provider / model         calls  failures  input  cache read  cache write  output       cost  unpriced  unmetered",
+              "-----------------------  -----  --------  -----  ----------  -----------  ------  ---------  --------  ---------",
+              "claude_main (anthropic)      2         0   1500         200          100     150  $0.015585         0          0",
+              "  claude-sonnet-4-6          1         0   1000         200            0     100  $0.003960         0          0",
+              "  claude-opus-4-1            1         0    500           0          100      50  $0.011625         0          0",
+              "openai_main (openai)         2         1     10           0            0       5  $0.000000         1          0",
+              "  my-finetune                1         0     10           0            0       5  $0.000000         1          0",
+              "  gpt-4o                     1         1      0           0            0       0  $0.000000         0          0",
+              "azure_gpt (litellm)          0         0      0           0            0       0  $0.000000         0          0",
+              "-----------------------  -----  --------  -----  ----------  -----------  ------  ---------  --------  ---------",
+              "total                        4         1   1510         200          100     155  $0.015585         1          0"
             ].join("\n")
           )
         })

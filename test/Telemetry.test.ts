@@ -331,17 +331,23 @@ layer(FakeProviderServer.layer())("Telemetry", (it) => {
           expect(completeSpan!.attributes.get(A.errorType)).toBe("RateLimitError")
           expect(completeSpan!.attributes.get(A.httpStatusCode)).toBe(429)
           expect(completeSpan!.attributes.get(A.responseId)).toBe(rateLimited.requestId)
+          // An error status: the provider billed nothing (zero, known)
           expect(completeSpan!.attributes.get(A.costUsd)).toBe(0)
-          expect(completeSpan!.attributes.has(A.usageInputTokens)).toBe(false)
+          expect(completeSpan!.attributes.get(A.usageInputTokens)).toBe(0)
+          expect(completeSpan!.attributes.has(A.unmetered)).toBe(false)
           expect(completeSpan!.attributes.get(A.requestModel)).toBe(target.model)
 
           expect(Exit.isFailure(ended(streamSpan!))).toBe(true)
           expect(streamSpan!.attributes.get(A.errorType)).toBe("ConnectionError")
           // Anthropic reports the prompt's tokens in message_start; OpenAI only at the end.
+          // (without it, the stream's usage is unknown, not zero)
           if (target.protocol === "anthropic") {
             expect(streamSpan!.attributes.get(A.usageInputTokens)).toBe(50)
+            expect(streamSpan!.attributes.has(A.unmetered)).toBe(false)
           } else {
             expect(streamSpan!.attributes.has(A.usageInputTokens)).toBe(false)
+            expect(streamSpan!.attributes.get(A.unmetered)).toBe(true)
+            expect(streamSpan!.attributes.has(A.unpriced)).toBe(false)
           }
           expect(streamSpan!.attributes.get(A.timeToFirstEventMs)).toBeTypeOf("number")
         }))

@@ -175,7 +175,7 @@ export const fromMessage = (
     finish: {
       finishReason: finishReason(message.stop_reason),
       rawFinishReason: message.stop_reason ?? undefined,
-      usage: tokensOf(message.usage),
+      usage: typeof message.usage === "object" && message.usage !== null ? tokensOf(message.usage) : undefined,
       model: message.model,
       requestId: requestId ?? (message as { _request_id?: string | null })._request_id ?? undefined
     }
@@ -196,7 +196,7 @@ export const makeHandler = (
   report: Provider.ReportUsage
 ): Sse.EventHandler => {
   const tools = new Map<number, ToolBlock>()
-  let wire: WireUsage = {}
+  let wire: WireUsage | undefined = undefined
   let model = ""
   let stopReason: string | undefined = undefined
   let done = false
@@ -204,11 +204,11 @@ export const makeHandler = (
     if (u === undefined || u === null) return
     // message_delta usage is cumulative and may revise the start values: overwrite, never add.
     wire = {
-      input_tokens: u.input_tokens ?? wire.input_tokens ?? null,
-      output_tokens: u.output_tokens ?? wire.output_tokens ?? null,
-      cache_read_input_tokens: u.cache_read_input_tokens ?? wire.cache_read_input_tokens ?? null,
-      cache_creation_input_tokens: u.cache_creation_input_tokens ?? wire.cache_creation_input_tokens ?? null,
-      iterations: u.iterations ?? wire.iterations ?? null
+      input_tokens: u.input_tokens ?? wire?.input_tokens ?? null,
+      output_tokens: u.output_tokens ?? wire?.output_tokens ?? null,
+      cache_read_input_tokens: u.cache_read_input_tokens ?? wire?.cache_read_input_tokens ?? null,
+      cache_creation_input_tokens: u.cache_creation_input_tokens ?? wire?.cache_creation_input_tokens ?? null,
+      iterations: u.iterations ?? wire?.iterations ?? null
     }
     report(tokensOf(wire))
   }
@@ -304,7 +304,7 @@ export const makeHandler = (
           out.push(Provider.finishEvent(providerId, {
             finishReason: finishReason(stopReason),
             rawFinishReason: stopReason,
-            usage: tokensOf(wire),
+            usage: wire === undefined ? undefined : tokensOf(wire),
             model,
             requestId
           }))

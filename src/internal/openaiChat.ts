@@ -142,6 +142,8 @@ export const finishReason = (raw: string | null | undefined): Response.FinishRea
 }
 
 /** Normalises a Chat Completions `usage` (its `prompt_tokens` already includes cached tokens). */
+const isUsage = (u: unknown): boolean => typeof u === "object" && u !== null
+
 export const tokensOf = (u: any): Usage.Tokens => {
   const cacheRead: number = u?.prompt_tokens_details?.cached_tokens ?? u?.prompt_cache_hit_tokens ?? 0
   const prompt: number = u?.prompt_tokens ?? 0
@@ -213,7 +215,8 @@ export const fromCompletion = (
     finish: {
       finishReason: refused ? "content_filter" : finishReason(choice.finish_reason),
       rawFinishReason: choice.finish_reason ?? undefined,
-      usage: tokensOf(data.usage),
+      // Some compatible servers send no usage: unknown, not zero.
+      usage: isUsage(data.usage) ? tokensOf(data.usage) : undefined,
       model: typeof data.model === "string" ? data.model : "",
       requestId,
       costUsd
@@ -262,7 +265,8 @@ export const makeHandler = (
     out.push(Provider.finishEvent(providerId, {
       finishReason: refused ? "content_filter" : finishReason(rawFinish),
       rawFinishReason: rawFinish,
-      usage: usage ?? tokensOf(undefined),
+      // A server that ignores `stream_options.include_usage` sends none: unknown, not zero.
+      usage,
       model,
       requestId,
       costUsd

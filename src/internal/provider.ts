@@ -43,7 +43,8 @@ export interface ResolvedRequest extends LLM.CompletionRequest {
 export interface RawFinish {
   readonly finishReason: Response.FinishReason
   readonly rawFinishReason?: string | undefined
-  readonly usage: Usage.Tokens
+  /** `undefined` when the provider reported none: unknown, not zero. */
+  readonly usage: Usage.Tokens | undefined
   readonly model: string
   readonly requestId?: string | undefined
   /** Cost the provider itself reported (a gateway); wins over the price table. */
@@ -83,11 +84,12 @@ export const finishEvent = (providerId: string, raw: RawFinish): Response.Finish
   const event: { -readonly [K in keyof Response.Finish]: Response.Finish[K] } = {
     _tag: "Finish",
     finishReason: raw.finishReason,
-    usage: raw.usage,
-    costUsd: raw.costUsd,
+    usage: raw.usage ?? Usage.emptyTokens,
+    costUsd: raw.usage === undefined ? undefined : raw.costUsd,
     model: raw.model,
     providerId
   }
+  if (raw.usage === undefined) event.usageUnknown = true
   if (raw.rawFinishReason !== undefined) event.rawFinishReason = raw.rawFinishReason
   if (raw.requestId !== undefined) event.requestId = raw.requestId
   return event
@@ -227,11 +229,12 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
       if (LogLevel.greaterThan(call.logLevel, level)) return Effect.void
       let message: string
       if (error === undefined) {
-        const usage = settled.usage ?? Usage.emptyTokens
+        const usage = settled.usage
         const cost = settled.costUsd === undefined ? "unpriced" : `$${settled.costUsd.toFixed(6)}`
-        message =
-          `${call.operation} ${call.model}: ${usage.inputTokens} input / ${usage.outputTokens} output tokens, ` +
-          `${cost}, ${durationMs.toFixed(1)} ms`
+        message = usage === undefined
+          ? `${call.operation} ${call.model}: usage not reported, ${durationMs.toFixed(1)} ms`
+          : `${call.operation} ${call.model}: ${usage.inputTokens} input / ${usage.outputTokens} output tokens, ` +
+            `${cost}, ${durationMs.toFixed(1)} ms`
       } else if (error.interrupted) {
         message = `${call.operation} ${call.model}: interrupted after ${durationMs.toFixed(1)} ms`
       } else {
@@ -252,7 +255,7 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
       Effect.uninterruptible(Effect.zipRight(
         tracker.record({
           model: call.model,
-          tokens: settled.usage ?? Usage.emptyTokens,
+          tokens: settled.usage,
           costUsd: settled.costUsd,
           failed: settled.error !== undefined
         }),
@@ -266,7 +269,9 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
             })
           }
           const log = logSettled(call, settled, durationMs)
-          return settled.costUsd === undefined ? Effect.zipRight(warnUnpriced(call.model), log) : log
+          return settled.costUsd === undefined && settled.usage !== undefined
+            ? Effect.zipRight(warnUnpriced(call.model), log)
+            : log
         })
       ))
 
@@ -283,6 +288,7 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
       })
 
     const price = (requested: string, finish: Response.Finish): Response.Finish => {
+      if (finish.usageUnknown === true) return finish
       const costUsd = priceOf(requested, finish)
       return costUsd === finish.costUsd ? finish : { ...finish, costUsd }
     }
@@ -302,11 +308,21 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
       parts
     })
 
+    /**
+     * A `complete` that failed: a provider that answered with an error status billed nothing; one
+     * that timed out, was cut, was interrupted or sent a malformed reply may have billed the call,
+     * so its usage is unknown.
+     */
+    const failedCall = (error: internal.ErrorInfo): internal.Settled =>
+      error.status !== undefined
+        ? failed(Usage.emptyTokens, 0, error, undefined)
+        : failed(undefined, undefined, error, undefined)
+
     const succeeded = (
       response: Response.LLMResponse,
       parts: ReadonlyArray<Message.Part> | undefined
     ): internal.Settled => ({
-      usage: response.usage,
+      usage: response.usageUnknown === true ? undefined : response.usage,
       costUsd: response.costUsd,
       error: undefined,
       requestId: response.requestId,
@@ -334,7 +350,7 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
         Effect.onExit((exit) =>
           Exit.isSuccess(exit)
             ? record(call, succeeded(exit.value, call.recordContent ? exit.value.parts : undefined))
-            : record(call, failed(undefined, 0, internal.errorOfCause(exit.cause), undefined))
+            : record(call, failedCall(internal.errorOfCause(exit.cause)))
         )
       )
     }
@@ -392,7 +408,7 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
               recorded = true
               return Effect.as(
                 settle(call, {
-                  usage: finish.usage,
+                  usage: finish.usageUnknown === true ? undefined : finish.usage,
                   costUsd: finish.costUsd,
                   error: undefined,
                   requestId: finish.requestId,
@@ -446,8 +462,9 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
               return end
             }
             recorded = true
+            // What the provider reported before the stream broke; nothing reported is unknown, not zero.
             const tokens = reported
-            const costUsd = tokens === undefined ? 0 : Pricing.cost(resolved.model, tokens, driver.pricing)
+            const costUsd = tokens === undefined ? undefined : Pricing.cost(resolved.model, tokens, driver.pricing)
             // A stream that ends without its `Finish` and without an error was abandoned by its consumer.
             const error = Exit.isFailure(exit) ? internal.errorOfCause(exit.cause) : internal.interrupted
             return Effect.zipRight(settle(settled, failed(tokens, costUsd, error, content?.build().parts)), end)

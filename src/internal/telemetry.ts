@@ -134,7 +134,8 @@ export const annotateSettled = (span: Tracer.Span, settled: Settled): void => {
     span.attribute(A.cacheWriteTokens, usage.cacheWriteTokens)
     span.attribute(A.reasoningTokens, usage.reasoningTokens)
   }
-  if (settled.costUsd === undefined) span.attribute(A.unpriced, true)
+  if (usage === undefined) span.attribute(A.unmetered, true)
+  else if (settled.costUsd === undefined) span.attribute(A.unpriced, true)
   else span.attribute(A.costUsd, settled.costUsd)
 }
 
@@ -204,7 +205,8 @@ export const makeInstruments = (providerId: string): Instruments => {
         if (usage.cacheWriteTokens > 0) Telemetry.cacheWriteTokens.unsafeUpdate(usage.cacheWriteTokens, tags)
         if (usage.reasoningTokens > 0) Telemetry.reasoningTokens.unsafeUpdate(usage.reasoningTokens, tags)
       }
-      if (settled.costUsd === undefined) Telemetry.unpricedCalls.unsafeUpdate(1, tags)
+      if (usage === undefined) Telemetry.unmeteredCalls.unsafeUpdate(1, tags)
+      else if (settled.costUsd === undefined) Telemetry.unpricedCalls.unsafeUpdate(1, tags)
       else if (settled.costUsd > 0) Telemetry.costUsd.unsafeUpdate(settled.costUsd, tags)
       if (settled.error === undefined) {
         Telemetry.duration.unsafeUpdate(durationMs, tags)

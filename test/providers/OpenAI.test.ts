@@ -92,3 +92,54 @@ layer(FakeProviderServer.layer())("OpenAI specifics", (it) => {
       })
     }))
 })
+
+layer(FakeProviderServer.layer())("OpenAI: a server that reports no usage", (it) => {
+  const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
+    SseItem.event({
+      id: "chatcmpl-1",
+      object: "chat.completion.chunk",
+      model: "gpt-4o",
+      choices: [{ index: 0, delta, finish_reason: finishReason }]
+    })
+
+  it.scoped("a reply without usage (streamed or not) is unknown usage, not zero: no cost, counted as unmetered", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.FakeProviderServer
+      yield* server.reset
+      const llm = yield* makeLlm(server)
+      // Some compatible servers ignore `stream_options.include_usage`, and send no `usage` at all
+      yield* server.enqueue(
+        Reply.sse([chunk({ role: "assistant", content: "Hi" }), chunk({}, "stop"), SseItem.event("[DONE]")]),
+        Reply.json({
+          id: "chatcmpl-2",
+          object: "chat.completion",
+          model: "gpt-4o",
+          choices: [{ index: 0, message: { role: "assistant", content: "Hello" }, finish_reason: "stop" }]
+        })
+      )
+      const streamed = yield* Response.collect(llm.stream({ messages: [Message.user("x")] }))
+      const completed = yield* llm.complete({ messages: [Message.user("x")] })
+      for (const reply of [streamed, completed]) {
+        expect(reply.usageUnknown).toBe(true)
+        expect(reply.costUsd).toBeUndefined()
+        expect(reply.usage.inputTokens).toBe(0)
+      }
+      expect(streamed.content).toBe("Hi")
+      expect(completed.content).toBe("Hello")
+      expect(yield* llm.usage).toMatchObject({
+        calls: 2,
+        failures: 0,
+        unmeteredCalls: 2,
+        unpricedCalls: 0,
+        costUsd: 0,
+        inputTokens: 0
+      })
+
+      // With usage, nothing is unknown
+      yield* server.enqueue(Reply.scripted({ text: "ok", usage: { inputTokens: 5, outputTokens: 1 } }))
+      const known = yield* llm.complete({ messages: [Message.user("x")] })
+      expect(known.usageUnknown).toBeUndefined()
+      expect(known.costUsd).toBeGreaterThan(0)
+      expect((yield* llm.usage).unmeteredCalls).toBe(2)
+    }))
+})

@@ -594,7 +594,8 @@ export const conformance = (target: Target) =>
             failure(Stream.runDrain(llm.stream(ask("Hi", { model: target.model }))))
           )
           expect(hungStream._tag).toBe("TimeoutError")
-          expect(yield* llm.usage).toMatchObject({ calls: 3, failures: 2 })
+          // Whether the provider billed the two calls is not known: unmetered, not zero
+          expect(yield* llm.usage).toMatchObject({ calls: 3, failures: 2, unmeteredCalls: 2 })
         }))
 
       it.scoped("a stream whose body stalls after the headers fails with TimeoutError (TestClock)", () =>
@@ -656,6 +657,33 @@ export const conformance = (target: Target) =>
     })
 
     describe("usage", () => {
+      it.scoped("usage the provider never reported is unknown, not zero: counted as unmetered, not costed", () =>
+        Effect.gen(function*() {
+          const { llm, server } = yield* setup()
+          // The consumer stops at the first text; the provider has sent two events and no more.
+          const stallAfterEvents = target.protocol === "anthropic" ? 4 : 2
+          yield* server.enqueue(Reply.scripted({ text: ["Hel", "lo"], usage: { inputTokens: 30, outputTokens: 2 } }, {
+            stallAfterEvents
+          }))
+          const first = yield* llm.stream(ask("Hi", { model: target.model })).pipe(
+            Stream.filter((event) => event._tag === "TextDelta"),
+            Stream.take(1),
+            Stream.runCollect
+          )
+          expect(Chunk.size(first)).toBe(1)
+          const usage = yield* llm.usage
+          expect(usage).toMatchObject({ calls: 1, failures: 1, unpricedCalls: 0 })
+          if (target.protocol === "anthropic") {
+            // message_start reported the prompt's tokens before the stream was abandoned
+            expect(usage).toMatchObject({ unmeteredCalls: 0, inputTokens: 30 })
+            expect(usage.costUsd).toBeGreaterThan(0)
+          } else {
+            // Chat Completions reports usage only at the end
+            expect(usage).toMatchObject({ unmeteredCalls: 1, inputTokens: 0, outputTokens: 0, costUsd: 0 })
+          }
+          expect(usage.byModel[target.model]).toMatchObject({ calls: 1, unmeteredCalls: usage.unmeteredCalls })
+        }))
+
       it.scoped("cache and reasoning tokens are normalised and priced once, streamed and not", () =>
         Effect.gen(function*() {
           const { llm, server } = yield* setup()
