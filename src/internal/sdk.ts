@@ -6,6 +6,7 @@
  * silence between two reads of a streamed body), and hands a streamed body to the shared SSE
  * decoder.
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -15,6 +16,13 @@ import * as Errors from "./errors.js"
 import type * as Provider from "./provider.js"
 import * as Sse from "./sse.js"
 import type * as Watchdog from "./watchdog.js"
+
+/**
+ * The provider's `timeout` as the SDK's own timer takes it: `setTimeout` holds at most 2^31 - 1 ms
+ * (about 24.8 days) and fires at once beyond that, so an infinite timeout would abort every call.
+ */
+export const sdkTimeoutMillis = (timeout: Duration.Duration): number =>
+  Math.min(Duration.toMillis(timeout), 2 ** 31 - 1)
 
 /** What every call of one provider shares. */
 export interface Call {

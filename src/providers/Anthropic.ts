@@ -87,13 +87,13 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       fetch,
       apiKey: Redacted.value(options.apiKey),
       maxRetries: 0,
-      timeout: Duration.toMillis(timeout),
+      timeout: Sdk.sdkTimeoutMillis(timeout),
       // Explicit, so the SDK never reads ANTHROPIC_BASE_URL from process.env behind Effect's Config.
       baseURL: options.baseUrl ?? "https://api.anthropic.com",
       ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
     })
     const call: Sdk.Call = { ctx, watchdog: yield* Watchdog.make(timeout), requestIdHeader: "request-id" }
-    const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Duration.toMillis(timeout) })
+    const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Sdk.sdkTimeoutMillis(timeout) })
 
     const stream = (request: Provider.ResolvedRequest, report: Provider.ReportUsage) =>
       Sdk.stream(

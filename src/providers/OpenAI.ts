@@ -77,7 +77,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       fetch,
       apiKey: Redacted.value(options.apiKey),
       maxRetries: 0,
-      timeout: Duration.toMillis(timeout),
+      timeout: Sdk.sdkTimeoutMillis(timeout),
       // Explicit, so the SDK never reads OPENAI_BASE_URL, OPENAI_ORG_ID or OPENAI_PROJECT_ID from
       // process.env behind Effect's Config.
       baseURL: options.baseUrl ?? "https://api.openai.com/v1",
@@ -86,7 +86,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
     })
     const call: Sdk.Call = { ctx, watchdog: yield* Watchdog.make(timeout), requestIdHeader: "x-request-id" }
-    const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Duration.toMillis(timeout) })
+    const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Sdk.sdkTimeoutMillis(timeout) })
 
     const stream = (request: Provider.ResolvedRequest, report: Provider.ReportUsage) =>
       Sdk.stream(

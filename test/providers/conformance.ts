@@ -598,6 +598,18 @@ export const conformance = (target: Target) =>
           expect(yield* llm.usage).toMatchObject({ calls: 3, failures: 2, unmeteredCalls: 2 })
         }))
 
+      it.scoped("an infinite timeout never cuts a call", () =>
+        Effect.gen(function*() {
+          const { llm, server } = yield* setup({ timeout: Duration.infinity })
+          // Slower than the 1 ms that Node gives a timer too long for it
+          yield* server.enqueue(
+            Reply.delayed(20, Reply.scripted({ text: "late" })),
+            Reply.delayed(20, Reply.scripted({ text: "late too" }))
+          )
+          expect((yield* llm.complete(ask("Hi", { model: target.model }))).content).toBe("late")
+          expect((yield* Response.collect(llm.stream(ask("Hi", { model: target.model })))).content).toBe("late too")
+        }))
+
       it.scoped("a stream whose body stalls after the headers fails with TimeoutError (TestClock)", () =>
         Effect.gen(function*() {
           const { llm, server } = yield* setup({ timeout: "30 seconds" })
