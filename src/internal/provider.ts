@@ -386,28 +386,35 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
         const settle = (call: Call, settled: internal.Settled) =>
           call.tracing ? Effect.withParentSpan(record(call, settled), call.span) : record(call, settled)
 
-        const body = (call: Call): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
-          driver.stream(resolved, report).pipe(
-            Stream.mapErrorCause(originalErrors),
-            Stream.mapChunksEffect((chunk) => {
-              if (first && Chunk.isNonEmpty(chunk)) {
-                // Once per stream, at its first batch of events.
-                first = false
-                const millis = internal.elapsedMs(call.clock, call.started)
-                call.span.attribute(Telemetry.Attributes.timeToFirstEventMs, millis)
-                instruments.firstEvent(call.model, millis, call.metricTags)
-              }
-              if (content !== undefined) {
-                content.addAll(chunk)
-              }
-              const last = Chunk.last(chunk)
-              if (Option.isNone(last) || last.value._tag !== "Finish") {
-                return Effect.succeed(chunk)
-              }
-              const finish = price(resolved.model, last.value)
-              recorded = true
-              return Effect.as(
-                settle(call, {
+        type Batch = Chunk.Chunk<Response.StreamEvent>
+        type Events = Channel.Channel<Batch, unknown, LLMError.LLMError>
+
+        /**
+         * The driver's events, each batch looked at once: the time to the first event, the content
+         * when it is recorded, and at the `Finish` the price and the tally. A reader written by hand,
+         * so that a batch without a `Finish` (all but the last) costs no effect.
+         */
+        const body = (call: Call): Events => {
+          const reader: Channel.Channel<Batch, Batch, LLMError.LLMError, LLMError.LLMError, unknown, unknown> = Channel
+            .readWithCause({
+              onInput: (chunk: Batch) => {
+                if (first && Chunk.isNonEmpty(chunk)) {
+                  // Once per stream, at its first batch of events.
+                  first = false
+                  const millis = internal.elapsedMs(call.clock, call.started)
+                  call.span.attribute(Telemetry.Attributes.timeToFirstEventMs, millis)
+                  instruments.firstEvent(call.model, millis, call.metricTags)
+                }
+                if (content !== undefined) {
+                  content.addAll(chunk)
+                }
+                const last = Chunk.last(chunk)
+                if (Option.isNone(last) || last.value._tag !== "Finish") {
+                  return Channel.flatMap(Channel.write(chunk), () => reader)
+                }
+                const finish = price(resolved.model, last.value)
+                recorded = true
+                const settled = settle(call, {
                   usage: finish.usageUnknown === true ? undefined : finish.usage,
                   costUsd: finish.costUsd,
                   error: undefined,
@@ -415,15 +422,21 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
                   responseModel: finish.model,
                   finishReason: finish.finishReason,
                   parts: content === undefined ? undefined : content.build().parts
-                }),
+                })
                 // Not Chunk.append(Chunk.dropRight(...)): that pair loses elements when chunks are later
                 // concatenated in effect 3.22 (Effect-TS/effect#7616).
-                Chunk.unsafeFromArray([...Chunk.toReadonlyArray(chunk).slice(0, -1), finish])
-              )
+                const priced = Chunk.unsafeFromArray([...Chunk.toReadonlyArray(chunk).slice(0, -1), finish])
+                return Channel.flatMap(
+                  Channel.fromEffect(settled),
+                  () => Channel.flatMap(Channel.write(priced), () => reader)
+                )
+              },
+              onFailure: (cause) => Channel.failCause(originalErrors(cause)),
+              onDone: () => Channel.void
             })
-          )
+          return Channel.pipeTo(Stream.toChannel(driver.stream(resolved, report)), reader)
+        }
 
-        type Events = Channel.Channel<Chunk.Chunk<Response.StreamEvent>, unknown, LLMError.LLMError>
         const open = Effect.uninterruptible(Effect.withFiberRuntime<Events>((fiber) => {
           const tracing = observed(fiber)
           return Effect.flatMap(
@@ -444,7 +457,7 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
               if (started.recordContent) content = new ResponseBuilder()
               // The span is not provided to the driver's stream as its parent: a channel provides its
               // context again on every pull, which would double the cost of each batch of events.
-              return Effect.succeed(Stream.toChannel(body(started)))
+              return Effect.succeed(body(started))
             }
           )
         }))
