@@ -6,6 +6,7 @@
  * silence between two reads of a streamed body), and hands a streamed body to the shared SSE
  * decoder.
  */
+import * as Channel from "effect/Channel"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -73,7 +74,7 @@ const request = <A>(
 
 /**
  * A streamed call: `send` starts the request and resolves with the raw `fetch` response once its
- * headers are in. One scope per stream: its finalizer aborts the request unless the body was
+ * headers are in. One finalizer per stream: it aborts the request unless the body was
  * read to its end (aborting a finished request costs an exception and the listeners of the SDK
  * and of `undici`), which also cancels the body and releases the socket.
  */
@@ -82,7 +83,9 @@ export const stream = (
   send: (signal: AbortSignal) => PromiseLike<globalThis.Response>,
   handler: (requestId: string | undefined) => Sse.EventHandler
 ): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
-  Stream.unwrapScoped(Effect.suspend(() => {
+  // Channels rather than `Stream.unwrapScoped`: a stream's `flatten` passes every batch of events
+  // through one more step, and one finalizer needs no scope.
+  Stream.fromChannel(Channel.suspend(() => {
     const { ctx, watchdog } = call
     const controller = new AbortController()
     let complete = false
@@ -91,44 +94,42 @@ export const stream = (
       if (deadline !== undefined) watchdog.disarm(deadline)
       if (!complete) controller.abort()
     })
-    return Effect.zipRight(
-      Effect.addFinalizer(() => release),
-      Effect.map(request(call, controller, send), (response) => {
-        const body = response.body
-        if (body === null) return Stream.fail(Errors.malformed(ctx, "the streamed reply has no body"))
-        const reader = body.getReader()
-        const inner = handler(response.headers.get(call.requestIdHeader) ?? undefined)
-        // A read that stays pending for the provider's timeout is cancelled (its promise then
-        // settles as the end of the body) and fails the stream with `TimeoutError`.
-        const onSilence = () => {
-          reader.cancel().catch(() => undefined)
-        }
-        const read: Sse.Read = Effect.async((resume) => {
-          if (deadline === undefined) deadline = watchdog.arm(onSilence)
-          else watchdog.rearm(deadline)
-          const current = deadline
-          reader.read().then(
-            (result) =>
-              resume(
-                watchdog.disarm(current)
-                  ? Effect.succeed(result.done ? undefined : result.value)
-                  : Effect.fail(Option.some<LLMError.LLMError>(Sse.silent(ctx, watchdog.timeout)))
-              ),
-            (error) =>
-              resume(Effect.fail(Option.some(
-                watchdog.disarm(current) ? Errors.fromThrown(ctx, error) : Sse.silent(ctx, watchdog.timeout)
-              )))
-          )
-        })
-        return Sse.fromReads(read, {
-          onEvent: inner.onEvent,
-          onEnd: (out) => {
-            inner.onEnd(out)
-            complete = true
-          }
-        }, ctx)
+    const events = Effect.map(request(call, controller, send), (response) => {
+      const body = response.body
+      if (body === null) return Channel.fail(Errors.malformed(ctx, "the streamed reply has no body"))
+      const reader = body.getReader()
+      const inner = handler(response.headers.get(call.requestIdHeader) ?? undefined)
+      // A read that stays pending for the provider's timeout is cancelled (its promise then
+      // settles as the end of the body) and fails the stream with `TimeoutError`.
+      const onSilence = () => {
+        reader.cancel().catch(() => undefined)
+      }
+      const read: Sse.Read = Effect.async((resume) => {
+        if (deadline === undefined) deadline = watchdog.arm(onSilence)
+        else watchdog.rearm(deadline)
+        const current = deadline
+        reader.read().then(
+          (result) =>
+            resume(
+              watchdog.disarm(current)
+                ? Effect.succeed(result.done ? undefined : result.value)
+                : Effect.fail(Option.some<LLMError.LLMError>(Sse.silent(ctx, watchdog.timeout)))
+            ),
+          (error) =>
+            resume(Effect.fail(Option.some(
+              watchdog.disarm(current) ? Errors.fromThrown(ctx, error) : Sse.silent(ctx, watchdog.timeout)
+            )))
+        )
       })
-    )
+      return Stream.toChannel(Sse.fromReads(read, {
+        onEvent: inner.onEvent,
+        onEnd: (out) => {
+          inner.onEnd(out)
+          complete = true
+        }
+      }, ctx))
+    })
+    return Channel.ensuring(Channel.unwrap(events), release)
   }))
 
 /**
