@@ -11,8 +11,13 @@
  * wakes at most twice per timeout period when nothing is late.
  *
  * The list is touched synchronously only (JavaScript runs one fiber at a time): by the calls that
- * arm and disarm, and by the watchdog when it wakes.
+ * arm and disarm, and by the watchdog when it wakes. On Effect's live clock the watchdog's timer is
+ * `unref`'d: it never keeps a finished program alive; on any other clock (`TestClock`) it sleeps
+ * with `Effect.sleep`.
  */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -46,6 +51,21 @@ export interface Watchdog {
   readonly disarm: (deadline: Deadline) => boolean
 }
 
+/** Effect's own clock: real time. */
+const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
+
+/**
+ * A sleep on real time that does not keep the process alive: a provider that is never closed (a
+ * `ManagedRuntime` never disposed) must not hold a program that has finished for its timeout. A
+ * call in flight holds the process with its socket anyway.
+ */
+const unrefSleep = (millis: number): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), millis)
+    timer.unref()
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
 /** A watchdog for `timeout`, on the current clock, running as long as the current scope. */
 export const make = (timeout: Duration.Duration): Effect.Effect<Watchdog, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -73,6 +93,7 @@ export const make = (timeout: Duration.Duration): Effect.Effect<Watchdog, never,
       tail = node
     }
 
+    const sleep = clock === liveClock ? unrefSleep : Effect.sleep
     const watch: Effect.Effect<never> = Effect.suspend(() => {
       const now = clock.unsafeCurrentTimeMillis()
       while (head !== undefined && head.at <= now) {
@@ -82,7 +103,7 @@ export const make = (timeout: Duration.Duration): Effect.Effect<Watchdog, never,
         node.onExpire()
       }
       // With nothing armed, anything armed while it sleeps falls due after it wakes.
-      return Effect.zipRight(Effect.sleep(head === undefined ? millis : head.at - now), watch)
+      return Effect.zipRight(sleep(head === undefined ? millis : head.at - now), watch)
     })
     if (Number.isFinite(millis)) yield* Effect.forkScoped(watch)
 
