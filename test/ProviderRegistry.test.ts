@@ -102,7 +102,12 @@ const pollUntil = (check: Effect.Effect<boolean>, millis = 3_000) =>
   })
 
 /** Waits until a fiber sleeps until `at` on the TestClock (a retry's backoff, a breaker's wait). */
-const awaitSleepAt = (at: number) => pollUntil(Effect.map(TestClock.sleeps(), Chunk.some((wake) => wake === at)))
+const awaitSleepAt = (at: number) =>
+  Effect.gen(function*() {
+    const sleepsAt = Effect.map(TestClock.sleeps(), Chunk.some((wake) => wake === at))
+    yield* pollUntil(sleepsAt)
+    expect(yield* sleepsAt, `a sleep until ${at} on the TestClock`).toBe(true)
+  })
 
 const awaitRequests = (server: FakeProviderServer.Service, count: number) =>
   pollUntil(Effect.map(server.requests, (requests) => requests.length >= count))
@@ -940,7 +945,8 @@ describe("ProviderRegistry lifetime", () => {
       const openai = yield* Context.get(context, ProviderRegistry.ProviderRegistry).get("openai_main")
       const start = yield* TestClock.currentTimeMillis
       const fiber = yield* Effect.fork(Effect.flip(openai.complete(ask("x"))))
-      yield* awaitSleepAt(start + 60_000)
+      // The first backoff: base_delay (1 minute), capped by max_delay (30 s by default)
+      yield* awaitSleepAt(start + 30_000)
       yield* Scope.close(scope, Exit.void)
       const error = yield* Fiber.join(fiber)
       expect([error._tag, error.message]).toEqual([
