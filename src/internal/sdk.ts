@@ -99,29 +99,19 @@ export const stream = (
       if (body === null) return Channel.fail(Errors.malformed(ctx, "the streamed reply has no body"))
       const reader = body.getReader()
       const inner = handler(response.headers.get(call.requestIdHeader) ?? undefined)
-      // A read that stays pending for the provider's timeout is cancelled (its promise then
-      // settles as the end of the body) and fails the stream with `TimeoutError`.
-      const onSilence = () => {
-        reader.cancel().catch(() => undefined)
-      }
       const read: Sse.Read = Effect.async((resume) => {
-        if (deadline === undefined) deadline = watchdog.arm(onSilence)
-        else watchdog.rearm(deadline)
-        const current = deadline
         reader.read().then(
-          (result) =>
-            resume(
-              watchdog.disarm(current)
-                ? Effect.succeed(result.done ? undefined : result.value)
-                : Effect.fail(Option.some<LLMError.LLMError>(Sse.silent(ctx, watchdog.timeout)))
-            ),
-          (error) =>
-            resume(Effect.fail(Option.some(
-              watchdog.disarm(current) ? Errors.fromThrown(ctx, error) : Sse.silent(ctx, watchdog.timeout)
-            )))
+          (result) => resume(Effect.succeed(result.done ? undefined : result.value)),
+          (error) => resume(Effect.fail(Option.some(Errors.fromThrown(ctx, error))))
         )
       })
-      return Stream.toChannel(Sse.fromReads(read, {
+      // A read that stays pending for the provider's timeout is cancelled (its promise then
+      // settles as the end of the body) and fails the stream with `TimeoutError`.
+      const silence = watchdog.arm(() => {
+        reader.cancel().catch(() => undefined)
+      })
+      deadline = silence
+      return Stream.toChannel(Sse.fromReads(Sse.timedRead(watchdog, silence, read, ctx), {
         onEvent: inner.onEvent,
         onEnd: (out) => {
           inner.onEnd(out)

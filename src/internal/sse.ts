@@ -14,6 +14,7 @@ import { createParser } from "eventsource-parser"
 import * as LLMError from "../LLMError.js"
 import type * as Response from "../Response.js"
 import * as Errors from "./errors.js"
+import type * as Watchdog from "./watchdog.js"
 
 /**
  * Turns SSE events into `StreamEvent`s. `onEvent` pushes what it produces onto `out` and may
@@ -108,6 +109,27 @@ export const silent = (ctx: Errors.ErrorContext, idle: Duration.Duration): LLMEr
     message: `${ctx.provider}: the stream went silent for ${Duration.format(idle)}`,
     timeout: idle
   })
+
+/**
+ * `read` under the provider's idle timeout: `deadline` is armed again for each read and disarmed
+ * when it returns. A read that outlives it (the watchdog then cuts the body, so the read ends or
+ * fails) fails with `TimeoutError`, whatever it returned.
+ */
+export const timedRead = (
+  watchdog: Watchdog.Watchdog,
+  deadline: Watchdog.Deadline,
+  read: Read,
+  ctx: Errors.ErrorContext
+): Read => {
+  const timedOut = () => Option.some<LLMError.LLMError>(silent(ctx, watchdog.timeout))
+  return Effect.suspend(() => {
+    watchdog.rearm(deadline)
+    return Effect.matchEffect(read, {
+      onFailure: (error) => Effect.fail(watchdog.disarm(deadline) ? error : timedOut()),
+      onSuccess: (bytes) => watchdog.disarm(deadline) ? Effect.succeed(bytes) : Effect.fail(timedOut())
+    })
+  })
+}
 
 /**
  * Decodes a body given as an Effect `Stream` of bytes (an `HttpClientResponse.stream`) into

@@ -97,7 +97,7 @@ export const requestAttributes = (
 
 /** How a call settled. */
 export interface Settled {
-  /** What the provider reported; `undefined` when it reported nothing (a call that failed early). */
+  /** What the provider reported; `undefined` when it reported none: unknown, not zero (unmetered). */
   readonly usage: Usage.Tokens | undefined
   /** `undefined` when the model has no known price. */
   readonly costUsd: number | undefined

@@ -459,15 +459,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
             timedOut = true
             abort(scope)
           })
-          const silent = Option.some<LLMError.LLMError>(Sse.silent(ctx, timeout))
-          const guard = (read: Sse.Read): Sse.Read =>
-            Effect.suspend(() => {
-              watchdog.rearm(deadline)
-              return Effect.matchEffect(read, {
-                onFailure: (error) => Effect.fail(watchdog.disarm(deadline) ? error : silent),
-                onSuccess: (bytes) => watchdog.disarm(deadline) ? Effect.succeed(bytes) : Effect.fail(silent)
-              })
-            })
+          const guard = (read: Sse.Read): Sse.Read => Sse.timedRead(watchdog, deadline, read, ctx)
           // A body read to its end needs no abort.
           const release = Effect.suspend(() => {
             watchdog.disarm(deadline)
