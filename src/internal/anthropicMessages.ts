@@ -38,9 +38,18 @@ interface WireUsage extends WireCounts {
   readonly iterations?: ReadonlyArray<WireCounts & { readonly type?: string }> | null
 }
 
-const tokensOf = (u: WireUsage | null | undefined): Usage.Tokens => {
-  const extra = (u?.iterations ?? []).filter((step) => step.type === "compaction")
-  const sum = (key: keyof WireCounts) => (u?.[key] ?? 0) + extra.reduce((total, step) => total + (step[key] ?? 0), 0)
+/** Normalises Anthropic usage; every count is checked (`Errors.tokenCount`). */
+const tokensOf = (
+  ctx: Errors.ErrorContext,
+  u: WireUsage | null | undefined,
+  requestId: string | undefined
+): Usage.Tokens => {
+  const extra = (u?.iterations ?? []).filter((step) => step?.type === "compaction")
+  const sum = (key: keyof WireCounts) =>
+    extra.reduce(
+      (total, step, i) => total + Errors.tokenCount(ctx, `usage.iterations[${i}].${key}`, step[key], requestId),
+      Errors.tokenCount(ctx, `usage.${key}`, u?.[key], requestId)
+    )
   const cacheRead = sum("cache_read_input_tokens")
   const cacheWrite = sum("cache_creation_input_tokens")
   return {
@@ -175,7 +184,9 @@ export const fromMessage = (
     finish: {
       finishReason: finishReason(message.stop_reason),
       rawFinishReason: message.stop_reason ?? undefined,
-      usage: typeof message.usage === "object" && message.usage !== null ? tokensOf(message.usage) : undefined,
+      usage: typeof message.usage === "object" && message.usage !== null
+        ? tokensOf(ctx, message.usage, requestId)
+        : undefined,
       model: message.model,
       requestId: requestId ?? (message as { _request_id?: string | null })._request_id ?? undefined
     }
@@ -210,7 +221,7 @@ export const makeHandler = (
       cache_creation_input_tokens: u.cache_creation_input_tokens ?? wire?.cache_creation_input_tokens ?? null,
       iterations: u.iterations ?? wire?.iterations ?? null
     }
-    report(tokensOf(wire))
+    report(tokensOf(ctx, wire, requestId))
   }
   return {
     onEvent: (_event, data, out) => {
@@ -304,7 +315,7 @@ export const makeHandler = (
           out.push(Provider.finishEvent(providerId, {
             finishReason: finishReason(stopReason),
             rawFinishReason: stopReason,
-            usage: wire === undefined ? undefined : tokensOf(wire),
+            usage: wire === undefined ? undefined : tokensOf(ctx, wire, requestId),
             model,
             requestId
           }))

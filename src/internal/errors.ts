@@ -280,6 +280,23 @@ export const malformed = (ctx: ErrorContext, what: string, requestId?: string): 
     ...(requestId !== undefined ? { requestId } : {})
   })
 
+/**
+ * A token count read off the wire: missing (`undefined` or `null`) is 0; anything but a finite,
+ * non-negative integer (a string, a negative or fractional number) is a malformed reply, never
+ * added to a tally (`"0" + 12` would be `"012"`).
+ */
+export const tokenCount = (
+  ctx: ErrorContext,
+  field: string,
+  value: unknown,
+  requestId?: string
+): number => {
+  if (value === undefined || value === null) return 0
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value
+  const shown = typeof value === "string" ? JSON.stringify(value) : String(value)
+  throw malformed(ctx, `the token count ${field} is ${shown}, not a non-negative integer`, requestId)
+}
+
 /** A stream that ended before its terminal event. */
 export const truncated = (ctx: ErrorContext, what: string, requestId?: string): LLMError.ConnectionError =>
   new LLMError.ConnectionError({

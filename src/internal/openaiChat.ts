@@ -141,17 +141,27 @@ export const finishReason = (raw: string | null | undefined): Response.FinishRea
   }
 }
 
-/** Normalises a Chat Completions `usage` (its `prompt_tokens` already includes cached tokens). */
 const isUsage = (u: unknown): boolean => typeof u === "object" && u !== null
 
-export const tokensOf = (u: any): Usage.Tokens => {
-  const cacheRead: number = u?.prompt_tokens_details?.cached_tokens ?? u?.prompt_cache_hit_tokens ?? 0
-  const prompt: number = u?.prompt_tokens ?? 0
-  const completion: number = u?.completion_tokens ?? 0
-  const reasoning: number = u?.completion_tokens_details?.reasoning_tokens ?? 0
+/**
+ * Normalises a Chat Completions `usage` (its `prompt_tokens` already includes cached tokens); every
+ * count is checked (`Errors.tokenCount`).
+ */
+export const tokensOf = (ctx: Errors.ErrorContext, u: any, requestId?: string): Usage.Tokens => {
+  const count = (field: string, value: unknown) => Errors.tokenCount(ctx, `usage.${field}`, value, requestId)
+  const cacheRead = u?.prompt_tokens_details?.cached_tokens !== undefined &&
+      u?.prompt_tokens_details?.cached_tokens !== null
+    ? count("prompt_tokens_details.cached_tokens", u.prompt_tokens_details.cached_tokens)
+    : count("prompt_cache_hit_tokens", u?.prompt_cache_hit_tokens)
+  const prompt = count("prompt_tokens", u?.prompt_tokens)
+  const completion = count("completion_tokens", u?.completion_tokens)
+  const reasoning = count("completion_tokens_details.reasoning_tokens", u?.completion_tokens_details?.reasoning_tokens)
+  const total = u?.total_tokens === undefined || u?.total_tokens === null
+    ? undefined
+    : count("total_tokens", u.total_tokens)
   // xAI counts reasoning apart from completion_tokens (total = prompt + completion + reasoning);
   // OpenAI counts it inside. Output always includes reasoning here.
-  const reasoningApart = reasoning > 0 && u?.total_tokens === prompt + completion + reasoning
+  const reasoningApart = reasoning > 0 && total === prompt + completion + reasoning
   return {
     inputTokens: prompt,
     outputTokens: reasoningApart ? completion + reasoning : completion,
@@ -216,7 +226,7 @@ export const fromCompletion = (
       finishReason: refused ? "content_filter" : finishReason(choice.finish_reason),
       rawFinishReason: choice.finish_reason ?? undefined,
       // Some compatible servers send no usage: unknown, not zero.
-      usage: isUsage(data.usage) ? tokensOf(data.usage) : undefined,
+      usage: isUsage(data.usage) ? tokensOf(ctx, data.usage, requestId) : undefined,
       model: typeof data.model === "string" ? data.model : "",
       requestId,
       costUsd
@@ -287,7 +297,7 @@ export const makeHandler = (
       if (json.error !== undefined && json.error !== null) throw Errors.fromStreamError(ctx, json, requestId)
       if (typeof json.model === "string" && json.model !== "") model = json.model
       if (json.usage !== undefined && json.usage !== null && typeof json.usage === "object") {
-        usage = tokensOf(json.usage)
+        usage = tokensOf(ctx, json.usage, requestId)
         report(usage)
       }
       const choices = json.choices
