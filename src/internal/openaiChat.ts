@@ -248,7 +248,9 @@ export const makeHandler = (
   report: Provider.ReportUsage,
   costUsd?: number
 ): Sse.EventHandler => {
-  let tools: Array<ToolState | undefined> = []
+  // Every call in the order it started; `open` maps a wire `index` to the call in progress there.
+  let tools: Array<ToolState> = []
+  let open = new Map<number, ToolState>()
   let usage: Usage.Tokens | undefined = undefined
   let model = ""
   let rawFinish: string | undefined = undefined
@@ -257,7 +259,6 @@ export const makeHandler = (
 
   const flushTools = (out: Array<Response.StreamEvent>) => {
     for (const tool of tools) {
-      if (tool === undefined) continue
       out.push({
         _tag: "ToolCall",
         id: tool.id,
@@ -266,6 +267,7 @@ export const makeHandler = (
       })
     }
     tools = []
+    open = new Map()
   }
 
   const finish = (out: Array<Response.StreamEvent>) => {
@@ -318,10 +320,18 @@ export const makeHandler = (
         if (Array.isArray(delta.tool_calls)) {
           for (const call of delta.tool_calls) {
             const index: number = typeof call?.index === "number" ? call.index : 0
-            let tool = tools[index]
-            if (tool === undefined) {
-              tool = { id: call?.id ?? `call_${index}`, name: call?.function?.name ?? "", args: "" }
-              tools[index] = tool
+            const id: unknown = call?.id
+            let tool = open.get(index)
+            // Ollama and some other compatible servers send every parallel call at `index: 0`, told
+            // apart only by `id` (ollama/ollama#15457): another id at an occupied index is a new call.
+            if (tool === undefined || (typeof id === "string" && id !== "" && id !== tool.id)) {
+              tool = {
+                id: typeof id === "string" && id !== "" ? id : `call_${tools.length}`,
+                name: call?.function?.name ?? "",
+                args: ""
+              }
+              open.set(index, tool)
+              tools.push(tool)
               out.push({ _tag: "ToolCallStart", id: tool.id, name: tool.name })
             }
             const fragment = call?.function?.arguments

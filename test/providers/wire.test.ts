@@ -139,3 +139,68 @@ layer(FakeProviderServer.layer())("wire values are validated (defect 7)", (it) =
       expect(typeof usage.inputTokens).toBe("number")
     }))
 })
+
+layer(FakeProviderServer.layer())("parallel tool calls that all say index 0 (defect 11)", (it) => {
+  // Ollama (ollama/ollama#15457) and some other compatible servers send every call of a parallel
+  // batch with `index: 0`, told apart only by their `id`.
+  const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
+    SseItem.event({
+      id: "chatcmpl-1",
+      object: "chat.completion.chunk",
+      created: 1,
+      model: "llama3.1",
+      choices: [{ index: 0, delta, finish_reason: finishReason }]
+    })
+  const call = (id: string | undefined, name: string | undefined, args: string) => ({
+    tool_calls: [{
+      index: 0,
+      ...(id !== undefined ? { id, type: "function" } : {}),
+      function: { ...(name !== undefined ? { name } : {}), arguments: args }
+    }]
+  })
+  const ollamaStream = Reply.sse([
+    chunk({ role: "assistant", content: "" }),
+    chunk(call("call_a", "get_weather", "{\"city\":")),
+    chunk(call(undefined, undefined, "\"Paris\"}")),
+    chunk(call("call_b", "get_time", "{\"zone\":\"CET\"}")),
+    // the same id again at the same index: a fragment of the call in progress
+    chunk(call("call_c", "get_weather", "{\"city\":")),
+    chunk(call("call_c", undefined, "\"Rome\"}")),
+    chunk({}, "tool_calls"),
+    SseItem.event({
+      id: "chatcmpl-1",
+      object: "chat.completion.chunk",
+      model: "llama3.1",
+      choices: [],
+      usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }
+    }),
+    SseItem.event("[DONE]")
+  ])
+  const expected = [
+    { id: "call_a", name: "get_weather", input: { city: "Paris" } },
+    { id: "call_b", name: "get_time", input: { zone: "CET" } },
+    { id: "call_c", name: "get_weather", input: { city: "Rome" } }
+  ]
+
+  it.scoped("a different id at an occupied index starts a new tool call (OpenAI and LiteLLM)", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llms = [
+        yield* openai(s, { defaultModel: "llama3.1" }),
+        yield* litellm({ defaultModel: "ollama/llama3.1", baseUrl: s.openaiBaseUrl })
+      ]
+      for (const llm of llms) {
+        yield* s.enqueue(ollamaStream)
+        const events = Array.from(yield* Stream.runCollect(llm.stream(ask())))
+        const reply = Response.collect(Stream.fromIterable(events))
+        const collected = yield* reply
+        expect(collected.toolCalls.map(({ id, input, name }) => ({ id, name, input })), llm.providerId)
+          .toEqual(expected)
+        expect(collected.finishReason).toBe("tool_calls")
+        const starts = events.filter((e) => e._tag === "ToolCallStart").map((e) => (e as any).id)
+        expect(starts).toEqual(["call_a", "call_b", "call_c"])
+        const deltas = events.filter((e) => e._tag === "ToolCallDelta").map((e) => (e as any).id)
+        expect(deltas).toEqual(["call_a", "call_a", "call_b", "call_c", "call_c"])
+      }
+    }))
+})
