@@ -143,7 +143,8 @@ const isContentPolicy = (e: ErrorBody) =>
   (e.message !== undefined && policyPattern.test(e.message))
 
 const describe = (status: number | undefined, e: ErrorBody, fallback: string): string => {
-  const kind = e.code ?? e.type
+  // A `code` that only repeats the status says nothing more.
+  const kind = e.code !== undefined && e.code !== String(status) ? e.code : e.type
   const head = status === undefined ? "" : `HTTP ${status}`
   const detail = [kind, e.message ?? fallback].filter((s) => s !== undefined && s !== "").join(": ")
   return head === "" ? detail : `${head} ${detail}`
@@ -157,8 +158,10 @@ export interface HttpFailure {
   readonly requestId?: string | undefined
 }
 
+const nonEmpty = (s: string | undefined): string | undefined => s === "" ? undefined : s
+
 const requestIdOf = (headers: HeadersLike, given: string | undefined): string | undefined =>
-  given ?? header(headers, "request-id") ?? header(headers, "x-request-id")
+  nonEmpty(given) ?? nonEmpty(header(headers, "request-id")) ?? nonEmpty(header(headers, "x-request-id"))
 
 /** Maps one HTTP failure to exactly one row of the error table. */
 export const fromHttp = (ctx: ErrorContext, failure: HttpFailure, now: number = Date.now()): LLMError.LLMError => {

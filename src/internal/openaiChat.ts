@@ -124,17 +124,26 @@ export const toStreamBody = (request: Provider.ResolvedRequest, dialect: Dialect
   return body
 }
 
-/** Maps a wire `finish_reason`. */
+/**
+ * Maps a wire `finish_reason`. Gateways in front of Claude may pass Anthropic's stop reasons
+ * through unchanged (`end_turn`, `tool_use`, ...): they map as the Anthropic provider maps them.
+ */
 export const finishReason = (raw: string | null | undefined): Response.FinishReason => {
   switch (raw) {
     case "stop":
+    case "end_turn":
+    case "stop_sequence":
       return "stop"
     case "length":
+    case "max_tokens":
+    case "model_context_window_exceeded":
       return "length"
     case "tool_calls":
     case "function_call":
+    case "tool_use":
       return "tool_calls"
     case "content_filter":
+    case "refusal":
       return "content_filter"
     default:
       return "other"
@@ -143,30 +152,43 @@ export const finishReason = (raw: string | null | undefined): Response.FinishRea
 
 const isUsage = (u: unknown): boolean => typeof u === "object" && u !== null
 
+const present = (u: unknown): boolean => u !== undefined && u !== null
+
 /**
- * Normalises a Chat Completions `usage` (its `prompt_tokens` already includes cached tokens); every
- * count is checked (`Errors.tokenCount`).
+ * Normalises a Chat Completions `usage`; every count is checked (`Errors.tokenCount`).
+ *
+ * OpenAI's `prompt_tokens` includes its `cached_tokens`. Gateways that translate Anthropic add
+ * `cache_creation_input_tokens` (and Portkey `cache_read_input_tokens`) beside it, and do not agree
+ * on whether `prompt_tokens` already counts them: `total_tokens` tells (what it counts beyond
+ * `prompt_tokens + completion_tokens` is prompt left out of `prompt_tokens`). Without a total that
+ * tells, cache reads are taken as included (OpenAI) and cache writes as left out (Anthropic).
  */
 export const tokensOf = (ctx: Errors.ErrorContext, u: any, requestId?: string): Usage.Tokens => {
   const count = (field: string, value: unknown) => Errors.tokenCount(ctx, `usage.${field}`, value, requestId)
-  const cacheRead = u?.prompt_tokens_details?.cached_tokens !== undefined &&
-      u?.prompt_tokens_details?.cached_tokens !== null
+  const cacheRead = present(u?.prompt_tokens_details?.cached_tokens)
     ? count("prompt_tokens_details.cached_tokens", u.prompt_tokens_details.cached_tokens)
-    : count("prompt_cache_hit_tokens", u?.prompt_cache_hit_tokens)
+    : present(u?.prompt_cache_hit_tokens)
+    ? count("prompt_cache_hit_tokens", u.prompt_cache_hit_tokens)
+    : count("cache_read_input_tokens", u?.cache_read_input_tokens)
+  const cacheWrite = count("cache_creation_input_tokens", u?.cache_creation_input_tokens)
   const prompt = count("prompt_tokens", u?.prompt_tokens)
   const completion = count("completion_tokens", u?.completion_tokens)
   const reasoning = count("completion_tokens_details.reasoning_tokens", u?.completion_tokens_details?.reasoning_tokens)
-  const total = u?.total_tokens === undefined || u?.total_tokens === null
-    ? undefined
-    : count("total_tokens", u.total_tokens)
+  const total = present(u?.total_tokens) ? count("total_tokens", u.total_tokens) : undefined
   // xAI counts reasoning apart from completion_tokens (total = prompt + completion + reasoning);
   // OpenAI counts it inside. Output always includes reasoning here.
   const reasoningApart = reasoning > 0 && total === prompt + completion + reasoning
+  const beyond = total === undefined ? undefined : total - prompt - completion - (reasoningApart ? reasoning : 0)
+  const leftOut = cacheRead + cacheWrite > 0 && beyond === cacheRead + cacheWrite
+    ? cacheRead + cacheWrite
+    : beyond === 0
+    ? 0
+    : cacheWrite
   return {
-    inputTokens: prompt,
+    inputTokens: prompt + leftOut,
     outputTokens: reasoningApart ? completion + reasoning : completion,
     cacheReadTokens: cacheRead,
-    cacheWriteTokens: 0,
+    cacheWriteTokens: cacheWrite,
     reasoningTokens: reasoning
   }
 }

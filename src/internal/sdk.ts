@@ -30,8 +30,16 @@ export interface Call {
   readonly ctx: Errors.ErrorContext
   /** The provider's timer (its `timeout`). */
   readonly watchdog: Watchdog.Watchdog
-  /** The response header carrying the provider's request id. */
-  readonly requestIdHeader: string
+  /** The response headers that may carry the provider's request id, the first one set wins. */
+  readonly requestIdHeaders: ReadonlyArray<string>
+}
+
+const requestIdOf = (call: Call, headers: globalThis.Headers): string | undefined => {
+  for (const name of call.requestIdHeaders) {
+    const value = headers.get(name)
+    if (value !== null && value !== "") return value
+  }
+  return undefined
 }
 
 /**
@@ -98,7 +106,7 @@ export const stream = (
       const body = response.body
       if (body === null) return Channel.fail(Errors.malformed(ctx, "the streamed reply has no body"))
       const reader = body.getReader()
-      const inner = handler(response.headers.get(call.requestIdHeader) ?? undefined)
+      const inner = handler(requestIdOf(call, response.headers))
       const read: Sse.Read = Effect.async((resume) => {
         reader.read().then(
           (result) => resume(Effect.succeed(result.done ? undefined : result.value)),
@@ -140,7 +148,7 @@ export const complete = (
         send(signal).then((response) => response.json().then((data: unknown) => ({ data, response })))),
       ({ data, response }) => {
         try {
-          return Effect.succeed(decode(data, response.headers.get(call.requestIdHeader) ?? undefined))
+          return Effect.succeed(decode(data, requestIdOf(call, response.headers)))
         } catch (error) {
           return Effect.fail(Errors.fromThrown(call.ctx, error))
         }

@@ -62,6 +62,27 @@ export interface Options {
 }
 
 /**
+ * The SDK keeps only the `error` member of an error body, so the body of a gateway or server that
+ * answers `{ "message": ... }`, `{ "detail": ... }` or plain text was lost ("400 status code (no
+ * body)"). This client hands the whole body on to the error mapping.
+ */
+class Client extends OpenAIClient {
+  protected override makeStatusError(
+    status: number,
+    error: object | undefined,
+    message: string | undefined,
+    headers: Headers
+  ) {
+    const body: unknown = error ?? message
+    const record = typeof body === "object" && body !== null ? body as Record<string, unknown> : undefined
+    const kept = record !== undefined && typeof record.error === "object" && record.error !== null
+      ? record
+      : { error: record ?? (typeof body === "string" && body.trim() !== "" ? { message: body.trim() } : {}) }
+    return super.makeStatusError(status, kept, undefined, headers)
+  }
+}
+
+/**
  * Builds the OpenAI `LLM` service.
  *
  * @since 0.1.0
@@ -73,7 +94,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
     const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
     const ctx: Errors.ErrorContext = { provider: providerId, secrets: [options.apiKey], timeout }
     const fetch = yield* Http.scopedFetch
-    const client = new OpenAIClient({
+    const client = new Client({
       fetch,
       apiKey: Redacted.value(options.apiKey),
       maxRetries: 0,
@@ -85,7 +106,11 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       project: options.project ?? null,
       ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
     })
-    const call: Sdk.Call = { ctx, watchdog: yield* Watchdog.make(timeout), requestIdHeader: "x-request-id" }
+    const call: Sdk.Call = {
+      ctx,
+      watchdog: yield* Watchdog.make(timeout),
+      requestIdHeaders: ["x-request-id", "request-id"]
+    }
     const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Sdk.sdkTimeoutMillis(timeout) })
 
     const stream = (request: Provider.ResolvedRequest, report: Provider.ReportUsage) =>

@@ -204,3 +204,152 @@ layer(FakeProviderServer.layer())("parallel tool calls that all say index 0 (def
       }
     }))
 })
+
+layer(FakeProviderServer.layer())("through a compatible gateway (defect 16)", (it) => {
+  const completion = (finishReason: string, usage: Record<string, unknown>) =>
+    Reply.json({
+      id: "chatcmpl-1",
+      object: "chat.completion",
+      model: "claude-sonnet-4-6",
+      choices: [{ index: 0, message: { role: "assistant", content: "Hi" }, finish_reason: finishReason }],
+      usage
+    })
+  const chunk = (extra: object) =>
+    SseItem.event({ id: "c1", object: "chat.completion.chunk", created: 1, model: "claude-sonnet-4-6", ...extra })
+  const streamed = (finishReason: string, usage: Record<string, unknown>) =>
+    Reply.sse([
+      chunk({ choices: [{ index: 0, delta: { role: "assistant", content: "Hi" }, finish_reason: null }] }),
+      chunk({ choices: [{ index: 0, delta: {}, finish_reason: finishReason }], usage }),
+      SseItem.event("[DONE]")
+    ])
+
+  it.scoped("usage.cache_creation_input_tokens is read: cache writes counted and priced, input whole", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llms = [
+        yield* openai(s, { defaultModel: "claude-sonnet-4-6" }),
+        yield* litellm({
+          defaultModel: "openai/claude-sonnet-4-6",
+          baseUrl: s.openaiBaseUrl,
+          apiKey: Redacted.make("k")
+        })
+      ]
+      const cases: ReadonlyArray<readonly [string, Record<string, unknown>]> = [
+        // Portkey translating Anthropic: prompt_tokens is Anthropic's input_tokens (no cache), the
+        // cache counts beside it, total_tokens sums all four
+        ["prompt excludes cache reads and writes", {
+          prompt_tokens: 100,
+          completion_tokens: 5,
+          total_tokens: 605,
+          cache_read_input_tokens: 300,
+          cache_creation_input_tokens: 200
+        }],
+        // LiteLLM: prompt_tokens counts every prompt token, reads in prompt_tokens_details
+        ["prompt includes both", {
+          prompt_tokens: 600,
+          completion_tokens: 5,
+          total_tokens: 605,
+          prompt_tokens_details: { cached_tokens: 300 },
+          cache_creation_input_tokens: 200
+        }],
+        ["prompt includes reads, not writes", {
+          prompt_tokens: 400,
+          completion_tokens: 5,
+          total_tokens: 605,
+          prompt_tokens_details: { cached_tokens: 300 },
+          cache_creation_input_tokens: 200
+        }]
+      ]
+      for (const llm of llms) {
+        for (const [what, usage] of cases) {
+          yield* s.enqueue(completion("stop", usage), streamed("stop", usage))
+          const replies = [yield* llm.complete(ask()), yield* Response.collect(llm.stream(ask()))]
+          for (const reply of replies) {
+            expect(reply.usage, `${llm.providerId}: ${what}`).toEqual({
+              inputTokens: 600,
+              outputTokens: 5,
+              cacheReadTokens: 300,
+              cacheWriteTokens: 200,
+              reasoningTokens: 0
+            })
+          }
+        }
+      }
+    }))
+
+  it.scoped("raw Anthropic stop reasons passed through map to their finish reasons", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* openai(s, { defaultModel: "claude-sonnet-4-6" })
+      const usage = { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }
+      const cases = [
+        ["end_turn", "stop"],
+        ["stop_sequence", "stop"],
+        ["max_tokens", "length"],
+        ["tool_use", "tool_calls"]
+      ] as const
+      for (const [raw, expected] of cases) {
+        yield* s.enqueue(completion(raw, usage), streamed(raw, usage))
+        const replies = [yield* llm.complete(ask()), yield* Response.collect(llm.stream(ask()))]
+        for (const reply of replies) {
+          expect(reply.finishReason, raw).toBe(expected)
+          expect(reply.rawFinishReason).toBe(raw)
+        }
+      }
+    }))
+
+  it.scoped("OpenAI: the gateway's request-id is the request id when there is no x-request-id", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* openai(s)
+      const headers = { "x-request-id": "", "request-id": "req_upstream_1" }
+      yield* s.enqueue(
+        Reply.scripted({ text: "Hi", headers }),
+        Reply.scripted({ text: "Hi", headers }),
+        Reply.openaiError(500, { message: "boom", type: "server_error" }, {
+          "x-request-id": "",
+          "request-id": "req_upstream_2"
+        })
+      )
+      expect((yield* llm.complete(ask())).requestId).toBe("req_upstream_1")
+      expect((yield* Response.collect(llm.stream(ask()))).requestId).toBe("req_upstream_1")
+      expect((yield* failure(llm.complete(ask()))).requestId).toBe("req_upstream_2")
+    }))
+
+  it.scoped("OpenAI: error bodies that are not { error: {...} } keep their message", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* openai(s)
+      const cases: ReadonlyArray<readonly [FakeProviderServer.Reply, string, LLMError.Tag]> = [
+        [
+          Reply.json({ status: "failure", message: "x-portkey-provider header is missing" }, { status: 400 }),
+          "x-portkey-provider header is missing",
+          "InvalidRequestError"
+        ],
+        [Reply.json({ detail: "Not authenticated" }, { status: 401 }), "Not authenticated", "AuthenticationError"],
+        [
+          Reply.text("Missing header: x-api-version", { status: 400 }),
+          "Missing header: x-api-version",
+          "InvalidRequestError"
+        ],
+        [
+          Reply.json({ error: "model not loaded", code: 503 }, { status: 503 }),
+          "model not loaded",
+          "ProviderUnavailableError"
+        ]
+      ]
+      for (const [reply, text, tag] of cases) {
+        yield* s.enqueue(reply, reply)
+        const errors = [
+          yield* failure(llm.complete(ask())),
+          yield* failure(Stream.runDrain(llm.stream(ask())))
+        ]
+        for (const error of errors) {
+          expect(error._tag, text).toBe(tag)
+          expect(error.message).toContain(text)
+          expect(error.message).not.toContain("(no body)")
+          expect(error.message).not.toMatch(/HTTP (\d+) \1/)
+        }
+      }
+    }))
+})
