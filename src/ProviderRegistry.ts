@@ -46,11 +46,11 @@ import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
-import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Http from "./internal/http.js"
+import * as Retry from "./internal/retry.js"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
 import * as Message from "./Message.js"
@@ -444,15 +444,13 @@ const hasOwnSettings = (agent: ProvidersConfig.ResilienceSettings): boolean =>
   agent.fallbacks !== undefined || agent.sameModel !== undefined
 
 /**
- * A retry policy whose waits end when the registry closes: the next attempt then fails with
- * `released` (not retryable), so a call waiting between two retries ends with the registry. Only
- * the waits race the close, never the calls.
+ * The registry's wait between two retries: it ends when the registry closes, and the next attempt
+ * then fails with `released` (not retryable), so a call waiting between two retries ends with the
+ * registry. Only the waits race the close, never the calls; the policy itself stays pure, so its
+ * filters decide before any wait.
  */
-const untilClosed = (policy: Resilience.RetryPolicy, closed: Deferred.Deferred<void>): Resilience.RetryPolicy =>
-  Schedule.modifyDelayEffect(
-    policy,
-    (_, delay) => Effect.as(Effect.raceFirst(Effect.sleep(delay), Deferred.await(closed)), Duration.zero)
-  )
+const waitUntilClosed = (closed: Deferred.Deferred<void>): Retry.Wait => (delay) =>
+  Effect.raceFirst(Effect.sleep(delay), Deferred.await(closed))
 
 /**
  * `base` wrapped as `Resilience.wrap` does, `fallback(retry(circuitBreaker(timeout(base))))`, with a
@@ -466,7 +464,7 @@ const resilient = (
   breaker: Resilience.CircuitBreaker | undefined,
   fallbacks: ReadonlyArray<LLM.Service>,
   closed: Deferred.Deferred<void>
-): Effect.Effect<LLM.Service> => {
+): LLM.Service => {
   let service = isOn(settings.requestTimeout) ? Resilience.withTimeout(base, settings.requestTimeout) : base
   if (breaker !== undefined) {
     const inner = service
@@ -476,17 +474,21 @@ const resilient = (
       stream: (request) => breaker.protectStream(inner.stream(request))
     }
   }
-  if (!isOn(settings.retry) && fallbacks.length === 0) return Effect.succeed(service)
-  return Effect.map(
-    Resilience.wrap(service, {
-      retry: isOn(settings.retry) ? untilClosed(Resilience.retryPolicy(settings.retry), closed) : undefined,
-      fallbacks,
-      fallback: fallbacks.length === 0
-        ? undefined
-        : { sameModel: settings.sameModel === true, providerId: base.providerId }
-    }),
-    (wrapped): LLM.Service => ({ ...wrapped, usage: base.usage, resetUsage: base.resetUsage })
-  )
+  if (isOn(settings.retry)) {
+    const policy = Resilience.retryPolicy(settings.retry)
+    service = Retry.service(
+      service,
+      fallbacks.length === 0 ? policy : Retry.beforeFallback(policy),
+      waitUntilClosed(closed)
+    )
+  }
+  if (fallbacks.length > 0) {
+    service = Resilience.withFallback(service, fallbacks, {
+      sameModel: settings.sameModel === true,
+      providerId: base.providerId
+    })
+  }
+  return { ...service, usage: base.usage, resetUsage: base.resetUsage }
 }
 
 // -----------------------------------------------------------------------------
@@ -682,7 +684,7 @@ export const make = (
       const base = bases.get(provider.id)!
       asFallback.set(
         provider.id,
-        yield* resilient(base, { ...provider, fallbacks: undefined }, breakers.get(provider.id), [], closed)
+        resilient(base, { ...provider, fallbacks: undefined }, breakers.get(provider.id), [], closed)
       )
     }
     const targets = (fallbacks: ReadonlyArray<string> | undefined) => (fallbacks ?? []).map((id) => asFallback.get(id)!)
@@ -690,7 +692,7 @@ export const make = (
     const initial = new Map<string, Entry>()
     for (const provider of providers) {
       const base = bases.get(provider.id)!
-      const service = yield* resilient(base, provider, breakers.get(provider.id), targets(provider.fallbacks), closed)
+      const service = resilient(base, provider, breakers.get(provider.id), targets(provider.fallbacks), closed)
       initial.set(provider.id, { id: provider.id, base, llm: service })
     }
     // An agent with settings of its own is built now, on its provider as configured; one without
@@ -706,7 +708,7 @@ export const make = (
         : isOn(agent.circuitBreaker)
         ? yield* Resilience.makeCircuitBreaker({ ...agent.circuitBreaker, provider: provider.id })
         : undefined
-      const service = yield* resilient(base, settings, breaker, targets(settings.fallbacks), closed)
+      const service = resilient(base, settings, breaker, targets(settings.fallbacks), closed)
       agentServices.set(agent.id, service)
     }
 
