@@ -570,6 +570,17 @@ const released = (id: string) =>
   })
 
 /**
+ * What the registry is built from: a config decoded by `ProvidersConfig` (`load`, `parse`,
+ * `decode`), or a {@link ProvidersConfig.Document} written in code as the YAML would be
+ * (`{ providers: { claude_main: { api_key: "${ANTHROPIC_API_KEY}", default_model: ... } } }`),
+ * which is decoded first with the same checks (source `<inline>`).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type ConfigInput = ProvidersConfig.ProvidersConfig | ProvidersConfig.Document
+
+/**
  * Builds the registry: every provider of the config, once, in the current scope (and so released
  * with it: a call still running on one of them then fails). Every provider that cannot be built is
  * reported in one `ConfigError`.
@@ -578,10 +589,11 @@ const released = (id: string) =>
  * @category Constructors
  */
 export const make = (
-  config: ProvidersConfig.ProvidersConfig,
+  input: ConfigInput,
   options?: Options
 ): Effect.Effect<Service, ProvidersConfig.ConfigError, Scope.Scope> =>
   Effect.gen(function*() {
+    const config = ProvidersConfig.isProvidersConfig(input) ? input : yield* ProvidersConfig.decode(input)
     const table: Factories = { ...factories, ...options?.factories }
     const providers = Object.values(config.providers)
     const closed = yield* Deferred.make<void>()
@@ -824,14 +836,15 @@ const validated = (service: Service, options?: Options): Effect.Effect<Service, 
 // -----------------------------------------------------------------------------
 
 /**
- * The registry of a loaded config. With `validateConnectivity` it asks every provider a 1-token
+ * The registry of a config: decoded, or a document written in code as the YAML would be (see
+ * {@link ConfigInput}; a bad one fails with a `ConfigError`, never a defect). With `validateConnectivity` it asks every provider a 1-token
  * question first and fails with a `ConnectivityError` listing every provider that did not answer.
  *
  * @since 0.1.0
  * @category Layers
  */
 export const layerFromConfig = (
-  config: ProvidersConfig.ProvidersConfig,
+  config: ConfigInput,
   options?: Options
 ): Layer.Layer<ProviderRegistry, ProvidersConfig.ConfigError | ConnectivityError> =>
   Layer.scoped(ProviderRegistry, Effect.flatMap(make(config, options), (service) => validated(service, options)))

@@ -502,12 +502,34 @@ export const FileSchema = Schema.Struct({
 }).annotations({ identifier: "ProvidersConfig", ...strict })
 
 /**
+ * The whole file as written: what YAML (or `JSON.parse`) gives, and what a config written in code
+ * looks like (snake_case keys, `${VAR}`s, durations as text). {@link decode} turns it into a
+ * {@link ProvidersConfig}.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Document = Schema.Schema.Encoded<typeof FileSchema>
+
+/**
  * The whole file once decoded.
  *
  * @since 0.1.0
  * @category Models
  */
 export type FileSettings = Schema.Schema.Type<typeof FileSchema>
+
+/**
+ * Whether `u` is a decoded {@link ProvidersConfig} (what {@link decode}, {@link parse} and
+ * {@link load} give), rather than a {@link Document} still to decode.
+ *
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isProvidersConfig = (u: unknown): u is ProvidersConfig =>
+  isRecord(u) && typeof u.source === "string" && isRecord(u.providers) && isRecord(u.agents) &&
+  Object.values(u.providers).every((p) => isRecord(p) && typeof p.id === "string" && typeof p.type === "string") &&
+  Object.values(u.agents).every((a) => isRecord(a) && typeof a.id === "string" && typeof a.provider === "string")
 
 // -----------------------------------------------------------------------------
 // Type inference

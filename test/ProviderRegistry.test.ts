@@ -1,5 +1,6 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import { describe, expect, it, layer } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
@@ -744,6 +745,57 @@ providers:
           "Invalid provider configuration in test/providers.yaml (2 problems):\n" +
             "  - providers.claude_main.fallbacks: provider \"gone\" is not defined\n" +
             "  - agents.planner.fallbacks: provider \"elsewhere\" is not defined"
+        )
+      }))
+
+    it.scoped("layerFromConfig takes the document as written in code, decoded with the same checks; bad input is a ConfigError", () =>
+      Effect.gen(function*() {
+        const server = yield* FakeProviderServer.FakeProviderServer
+        yield* server.reset
+        yield* server.enqueue(Reply.scripted({ text: "from a document" }))
+        // Written like the YAML: snake_case keys, ${VAR}s, durations as text, retry settings
+        const reply = yield* LLM.complete(ask("Hi")).pipe(
+          Effect.provide(ProviderRegistry.llm("openai_main")),
+          Effect.provide(ProviderRegistry.layerFromConfig({
+            providers: {
+              openai_main: {
+                api_key: "${OPENAI_API_KEY}",
+                default_model: "gpt-4o",
+                base_url: "${FAKE_URL}/v1",
+                timeout: "30 seconds",
+                retry: { max_retries: 2, base_delay: "1 second" }
+              }
+            },
+            agents: { coder: { provider: "openai_main", max_tokens: 512 } }
+          })),
+          Effect.withConfigProvider(envFor(server))
+        )
+        expect(reply).toMatchObject({ content: "from a document", providerId: "openai_main" })
+        const [request] = yield* server.requests
+        expect(request!.headers.authorization).toBe(`Bearer ${OPENAI_KEY}`)
+
+        const bad = yield* Layer.build(ProviderRegistry.layerFromConfig({
+          providers: { a: { api_key: "k", default_model: "gpt-4o", max_tokens: "lots" } },
+          agents: { planner: { provider: "b" } }
+        })).pipe(Effect.exit)
+        expect(Exit.isFailure(bad) && Cause.isFailType(bad.cause)).toBe(true)
+        const error = yield* Effect.flip(Layer.build(ProviderRegistry.layerFromConfig({
+          providers: { a: { api_key: "k", default_model: "gpt-4o", max_tokens: "lots" } },
+          agents: { planner: { provider: "b" } }
+        })))
+        expect(error).toBeInstanceOf(ProvidersConfig.ConfigError)
+        expect(error.message).toBe(
+          "Invalid provider configuration in <inline> (2 problems):\n" +
+            "  - providers.a.max_tokens: expected a positive integer, got \"lots\"\n" +
+            "  - agents.planner.provider: agent planner names provider \"b\", which is not defined; defined providers: a"
+        )
+        // Not even an object: still a ConfigError, never a defect
+        const nothing = yield* Effect.flip(
+          Layer.build(ProviderRegistry.layerFromConfig(undefined as unknown as ProvidersConfig.Document))
+        )
+        expect(nothing.message).toBe(
+          "Invalid provider configuration in <inline> (1 problem):\n" +
+            "  - the configuration is empty; expected a mapping with providers (and optionally agents)"
         )
       }))
 
