@@ -275,14 +275,14 @@ export class ProviderRegistry extends Context.Tag("@orchestify/providers/Provide
 
 /**
  * Builds the `LLM` of one configured provider, in the registry's scope. A provider its factory
- * cannot build is reported as a `ConfigError`.
+ * cannot build is reported as a `ProvidersConfigError`.
  *
  * @since 0.1.0
  * @category Models
  */
 export type Factory = (
   provider: ProvidersConfig.Provider
-) => Effect.Effect<LLM.Service, ProvidersConfig.ConfigError, Scope.Scope>
+) => Effect.Effect<LLM.Service, ProvidersConfig.ProvidersConfigError, Scope.Scope>
 
 /**
  * Factories by provider type.
@@ -293,11 +293,14 @@ export type Factory = (
 export type Factories = { readonly [K in ProvidersConfig.ProviderType]?: Factory | undefined }
 
 const problem = (provider: ProvidersConfig.Provider, field: string, message: string) =>
-  new ProvidersConfig.ConfigError({ path: "<config>", problems: [`providers.${provider.id}.${field}: ${message}`] })
+  new ProvidersConfig.ProvidersConfigError({
+    path: "<config>",
+    problems: [`providers.${provider.id}.${field}: ${message}`]
+  })
 
 const requireKey = (
   provider: ProvidersConfig.Provider
-): Effect.Effect<Redacted.Redacted<string>, ProvidersConfig.ConfigError> =>
+): Effect.Effect<Redacted.Redacted<string>, ProvidersConfig.ProvidersConfigError> =>
   provider.apiKey === undefined
     ? Effect.fail(problem(provider, "api_key", `is required for an ${provider.type} provider`))
     : Effect.succeed(provider.apiKey)
@@ -583,7 +586,7 @@ export type ConfigInput = ProvidersConfig.ProvidersConfig | ProvidersConfig.Docu
 /**
  * Builds the registry: every provider of the config, once, in the current scope (and so released
  * with it: a call still running on one of them then fails). Every provider that cannot be built is
- * reported in one `ConfigError`.
+ * reported in one `ProvidersConfigError`.
  *
  * @since 0.1.0
  * @category Constructors
@@ -591,7 +594,7 @@ export type ConfigInput = ProvidersConfig.ProvidersConfig | ProvidersConfig.Docu
 export const make = (
   input: ConfigInput,
   options?: Options
-): Effect.Effect<Service, ProvidersConfig.ConfigError, Scope.Scope> =>
+): Effect.Effect<Service, ProvidersConfig.ProvidersConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     const config = ProvidersConfig.isProvidersConfig(input) ? input : yield* ProvidersConfig.decode(input)
     const table: Factories = { ...factories, ...options?.factories }
@@ -673,7 +676,7 @@ export const make = (
       problems.push(...fallbackProblems(`agents.${agent.id}`, agent.fallbacks))
     }
     if (problems.length > 0) {
-      return yield* new ProvidersConfig.ConfigError({ path: config.source, problems })
+      return yield* new ProvidersConfig.ProvidersConfigError({ path: config.source, problems })
     }
 
     // Each provider's resilience: one circuit breaker per provider (shared by its fallback role and
@@ -837,7 +840,7 @@ const validated = (service: Service, options?: Options): Effect.Effect<Service, 
 
 /**
  * The registry of a config: decoded, or a document written in code as the YAML would be (see
- * {@link ConfigInput}; a bad one fails with a `ConfigError`, never a defect). With `validateConnectivity` it asks every provider a 1-token
+ * {@link ConfigInput}; a bad one fails with a `ProvidersConfigError`, never a defect). With `validateConnectivity` it asks every provider a 1-token
  * question first and fails with a `ConnectivityError` listing every provider that did not answer.
  *
  * @since 0.1.0
@@ -846,7 +849,7 @@ const validated = (service: Service, options?: Options): Effect.Effect<Service, 
 export const layerFromConfig = (
   config: ConfigInput,
   options?: Options
-): Layer.Layer<ProviderRegistry, ProvidersConfig.ConfigError | ConnectivityError> =>
+): Layer.Layer<ProviderRegistry, ProvidersConfig.ProvidersConfigError | ConnectivityError> =>
   Layer.scoped(ProviderRegistry, Effect.flatMap(make(config, options), (service) => validated(service, options)))
 
 /**
@@ -858,7 +861,7 @@ export const layerFromConfig = (
 export const layerFromFile = (
   path: string,
   options?: Options
-): Layer.Layer<ProviderRegistry, ProvidersConfig.ConfigError | ConnectivityError, FileSystem.FileSystem> =>
+): Layer.Layer<ProviderRegistry, ProvidersConfig.ProvidersConfigError | ConnectivityError, FileSystem.FileSystem> =>
   Layer.scoped(
     ProviderRegistry,
     ProvidersConfig.load(path).pipe(

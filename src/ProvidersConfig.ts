@@ -69,7 +69,7 @@ import * as Pricing from "./Pricing.js"
  * @since 0.1.0
  * @category Errors
  */
-export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
+export class ProvidersConfigError extends Schema.TaggedError<ProvidersConfigError>()("ProvidersConfigError", {
   path: Schema.String,
   problems: Schema.Array(Schema.String)
 }) {
@@ -80,6 +80,25 @@ export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError"
       .join("\n")
   }
 }
+
+/**
+ * The old name of {@link ProvidersConfigError}, which shadowed `effect/ConfigError` wherever both
+ * were imported. Its `_tag` is now `"ProvidersConfigError"`.
+ *
+ * @deprecated Use {@link ProvidersConfigError}.
+ * @since 0.1.0
+ * @category Errors
+ */
+export const ConfigError = ProvidersConfigError
+
+/**
+ * The old name of {@link ProvidersConfigError}.
+ *
+ * @deprecated Use {@link ProvidersConfigError}.
+ * @since 0.1.0
+ * @category Errors
+ */
+export type ConfigError = ProvidersConfigError
 
 // -----------------------------------------------------------------------------
 // Models
@@ -1083,15 +1102,18 @@ const resolve = (file: FileSettings, source: string): ProvidersConfig => {
  * Decodes a parsed document (a plain JavaScript value, as `yaml` or `JSON.parse` give it):
  * substitutes every `${VAR}` and `${VAR:-default}` (read through the `ConfigProvider`, keys as
  * `Redacted`), decodes it with {@link FileSchema}, infers missing types and checks what spans
- * fields. Fails with one {@link ConfigError} listing every problem, in the order of the document.
+ * fields. Fails with one {@link ProvidersConfigError} listing every problem, in the order of the document.
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const decode = (document: unknown, source: string = "<inline>"): Effect.Effect<ProvidersConfig, ConfigError> =>
+export const decode = (
+  document: unknown,
+  source: string = "<inline>"
+): Effect.Effect<ProvidersConfig, ProvidersConfigError> =>
   Effect.gen(function*() {
     if (document === null || document === undefined) {
-      return yield* new ConfigError({
+      return yield* new ProvidersConfigError({
         path: source,
         problems: ["the configuration is empty; expected a mapping with providers (and optionally agents)"]
       })
@@ -1113,7 +1135,7 @@ export const decode = (document: unknown, source: string = "<inline>"): Effect.E
     if (problems.length > 0 || Either.isLeft(decoded)) {
       const clean = scrub(substituted.secrets)
       const rendered = problems.sort(documentOrder(document)).map((p) => clean(renderProblem(p)))
-      return yield* new ConfigError({ path: source, problems: Array.from(new Set(rendered)) })
+      return yield* new ProvidersConfigError({ path: source, problems: Array.from(new Set(rendered)) })
     }
     return resolve(decoded.right, source)
   })
@@ -1132,12 +1154,15 @@ const yamlProblem = (source: string, error: YAML.YAMLError): string => {
  * @since 0.1.0
  * @category Constructors
  */
-export const parse = (text: string, source: string = "<inline>"): Effect.Effect<ProvidersConfig, ConfigError> =>
+export const parse = (
+  text: string,
+  source: string = "<inline>"
+): Effect.Effect<ProvidersConfig, ProvidersConfigError> =>
   Effect.suspend(() => {
     const document = YAML.parseDocument(text, { merge: true, prettyErrors: true, uniqueKeys: true })
     if (document.errors.length > 0) {
       return Effect.fail(
-        new ConfigError({ path: source, problems: document.errors.map((e) => yamlProblem(source, e)) })
+        new ProvidersConfigError({ path: source, problems: document.errors.map((e) => yamlProblem(source, e)) })
       )
     }
     let value: unknown
@@ -1145,7 +1170,7 @@ export const parse = (text: string, source: string = "<inline>"): Effect.Effect<
       value = document.toJS({ maxAliasCount: 100 })
     } catch (error) {
       return Effect.fail(
-        new ConfigError({
+        new ProvidersConfigError({
           path: source,
           problems: [`${source}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`]
         })
@@ -1160,12 +1185,12 @@ export const parse = (text: string, source: string = "<inline>"): Effect.Effect<
  * @since 0.1.0
  * @category Constructors
  */
-export const load = (path: string): Effect.Effect<ProvidersConfig, ConfigError, FileSystem.FileSystem> =>
+export const load = (path: string): Effect.Effect<ProvidersConfig, ProvidersConfigError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const text = yield* fs.readFileString(path).pipe(
       Effect.mapError((error) =>
-        new ConfigError({
+        new ProvidersConfigError({
           path,
           problems: [
             error._tag === "SystemError" && error.reason === "NotFound"

@@ -718,7 +718,7 @@ providers:
         const error = yield* Effect.flip(
           Layer.build(ProviderRegistry.layerFromConfig(config, { factories: { openai: undefined } }))
         )
-        expect(error).toBeInstanceOf(ProvidersConfig.ConfigError)
+        expect(error).toBeInstanceOf(ProvidersConfig.ProvidersConfigError)
         expect(error.message).toBe(
           "Invalid provider configuration in test/providers.yaml (2 problems):\n" +
             "  - providers.odd.default_model: \"nowhere/model-1\" names no known LiteLLM provider prefix (" +
@@ -748,7 +748,7 @@ providers:
         )
       }))
 
-    it.scoped("layerFromConfig takes the document as written in code, decoded with the same checks; bad input is a ConfigError", () =>
+    it.scoped("layerFromConfig takes the document as written in code, decoded with the same checks; bad input is a ProvidersConfigError", () =>
       Effect.gen(function*() {
         const server = yield* FakeProviderServer.FakeProviderServer
         yield* server.reset
@@ -783,13 +783,13 @@ providers:
           providers: { a: { api_key: "k", default_model: "gpt-4o", max_tokens: "lots" } },
           agents: { planner: { provider: "b" } }
         })))
-        expect(error).toBeInstanceOf(ProvidersConfig.ConfigError)
+        expect(error).toBeInstanceOf(ProvidersConfig.ProvidersConfigError)
         expect(error.message).toBe(
           "Invalid provider configuration in <inline> (2 problems):\n" +
             "  - providers.a.max_tokens: expected a positive integer, got \"lots\"\n" +
             "  - agents.planner.provider: agent planner names provider \"b\", which is not defined; defined providers: a"
         )
-        // Not even an object: still a ConfigError, never a defect
+        // Not even an object: still a ProvidersConfigError, never a defect
         const nothing = yield* Effect.flip(
           Layer.build(ProviderRegistry.layerFromConfig(undefined as unknown as ProvidersConfig.Document))
         )
