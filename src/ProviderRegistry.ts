@@ -46,11 +46,11 @@ import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
-import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Http from "./internal/http.js"
+import * as Retry from "./internal/retry.js"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
 import * as Message from "./Message.js"
@@ -275,14 +275,14 @@ export class ProviderRegistry extends Context.Tag("@orchestify/providers/Provide
 
 /**
  * Builds the `LLM` of one configured provider, in the registry's scope. A provider its factory
- * cannot build is reported as a `ConfigError`.
+ * cannot build is reported as a `ProvidersConfigError`.
  *
  * @since 0.1.0
  * @category Models
  */
 export type Factory = (
   provider: ProvidersConfig.Provider
-) => Effect.Effect<LLM.Service, ProvidersConfig.ConfigError, Scope.Scope>
+) => Effect.Effect<LLM.Service, ProvidersConfig.ProvidersConfigError, Scope.Scope>
 
 /**
  * Factories by provider type.
@@ -293,11 +293,14 @@ export type Factory = (
 export type Factories = { readonly [K in ProvidersConfig.ProviderType]?: Factory | undefined }
 
 const problem = (provider: ProvidersConfig.Provider, field: string, message: string) =>
-  new ProvidersConfig.ConfigError({ path: "<config>", problems: [`providers.${provider.id}.${field}: ${message}`] })
+  new ProvidersConfig.ProvidersConfigError({
+    path: "<config>",
+    problems: [`providers.${provider.id}.${field}: ${message}`]
+  })
 
 const requireKey = (
   provider: ProvidersConfig.Provider
-): Effect.Effect<Redacted.Redacted<string>, ProvidersConfig.ConfigError> =>
+): Effect.Effect<Redacted.Redacted<string>, ProvidersConfig.ProvidersConfigError> =>
   provider.apiKey === undefined
     ? Effect.fail(problem(provider, "api_key", `is required for an ${provider.type} provider`))
     : Effect.succeed(provider.apiKey)
@@ -444,15 +447,13 @@ const hasOwnSettings = (agent: ProvidersConfig.ResilienceSettings): boolean =>
   agent.fallbacks !== undefined || agent.sameModel !== undefined
 
 /**
- * A retry policy whose waits end when the registry closes: the next attempt then fails with
- * `released` (not retryable), so a call waiting between two retries ends with the registry. Only
- * the waits race the close, never the calls.
+ * The registry's wait between two retries: it ends when the registry closes, and the next attempt
+ * then fails with `released` (not retryable), so a call waiting between two retries ends with the
+ * registry. Only the waits race the close, never the calls; the policy itself stays pure, so its
+ * filters decide before any wait.
  */
-const untilClosed = (policy: Resilience.RetryPolicy, closed: Deferred.Deferred<void>): Resilience.RetryPolicy =>
-  Schedule.modifyDelayEffect(
-    policy,
-    (_, delay) => Effect.as(Effect.raceFirst(Effect.sleep(delay), Deferred.await(closed)), Duration.zero)
-  )
+const waitUntilClosed = (closed: Deferred.Deferred<void>): Retry.Wait => (delay) =>
+  Effect.raceFirst(Effect.sleep(delay), Deferred.await(closed))
 
 /**
  * `base` wrapped as `Resilience.wrap` does, `fallback(retry(circuitBreaker(timeout(base))))`, with a
@@ -466,7 +467,7 @@ const resilient = (
   breaker: Resilience.CircuitBreaker | undefined,
   fallbacks: ReadonlyArray<LLM.Service>,
   closed: Deferred.Deferred<void>
-): Effect.Effect<LLM.Service> => {
+): LLM.Service => {
   let service = isOn(settings.requestTimeout) ? Resilience.withTimeout(base, settings.requestTimeout) : base
   if (breaker !== undefined) {
     const inner = service
@@ -476,17 +477,21 @@ const resilient = (
       stream: (request) => breaker.protectStream(inner.stream(request))
     }
   }
-  if (!isOn(settings.retry) && fallbacks.length === 0) return Effect.succeed(service)
-  return Effect.map(
-    Resilience.wrap(service, {
-      retry: isOn(settings.retry) ? untilClosed(Resilience.retryPolicy(settings.retry), closed) : undefined,
-      fallbacks,
-      fallback: fallbacks.length === 0
-        ? undefined
-        : { sameModel: settings.sameModel === true, providerId: base.providerId }
-    }),
-    (wrapped): LLM.Service => ({ ...wrapped, usage: base.usage, resetUsage: base.resetUsage })
-  )
+  if (isOn(settings.retry)) {
+    const policy = Resilience.retryPolicy(settings.retry)
+    service = Retry.service(
+      service,
+      fallbacks.length === 0 ? policy : Retry.beforeFallback(policy),
+      waitUntilClosed(closed)
+    )
+  }
+  if (fallbacks.length > 0) {
+    service = Resilience.withFallback(service, fallbacks, {
+      sameModel: settings.sameModel === true,
+      providerId: base.providerId
+    })
+  }
+  return { ...service, usage: base.usage, resetUsage: base.resetUsage }
 }
 
 // -----------------------------------------------------------------------------
@@ -568,18 +573,30 @@ const released = (id: string) =>
   })
 
 /**
+ * What the registry is built from: a config decoded by `ProvidersConfig` (`load`, `parse`,
+ * `decode`), or a {@link ProvidersConfig.Document} written in code as the YAML would be
+ * (`{ providers: { claude_main: { api_key: "${ANTHROPIC_API_KEY}", default_model: ... } } }`),
+ * which is decoded first with the same checks (source `<inline>`).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type ConfigInput = ProvidersConfig.ProvidersConfig | ProvidersConfig.Document
+
+/**
  * Builds the registry: every provider of the config, once, in the current scope (and so released
  * with it: a call still running on one of them then fails). Every provider that cannot be built is
- * reported in one `ConfigError`.
+ * reported in one `ProvidersConfigError`.
  *
  * @since 0.1.0
  * @category Constructors
  */
 export const make = (
-  config: ProvidersConfig.ProvidersConfig,
+  input: ConfigInput,
   options?: Options
-): Effect.Effect<Service, ProvidersConfig.ConfigError, Scope.Scope> =>
+): Effect.Effect<Service, ProvidersConfig.ProvidersConfigError, Scope.Scope> =>
   Effect.gen(function*() {
+    const config = ProvidersConfig.isProvidersConfig(input) ? input : yield* ProvidersConfig.decode(input)
     const table: Factories = { ...factories, ...options?.factories }
     const providers = Object.values(config.providers)
     const closed = yield* Deferred.make<void>()
@@ -659,7 +676,7 @@ export const make = (
       problems.push(...fallbackProblems(`agents.${agent.id}`, agent.fallbacks))
     }
     if (problems.length > 0) {
-      return yield* new ProvidersConfig.ConfigError({ path: config.source, problems })
+      return yield* new ProvidersConfig.ProvidersConfigError({ path: config.source, problems })
     }
 
     // Each provider's resilience: one circuit breaker per provider (shared by its fallback role and
@@ -682,7 +699,7 @@ export const make = (
       const base = bases.get(provider.id)!
       asFallback.set(
         provider.id,
-        yield* resilient(base, { ...provider, fallbacks: undefined }, breakers.get(provider.id), [], closed)
+        resilient(base, { ...provider, fallbacks: undefined }, breakers.get(provider.id), [], closed)
       )
     }
     const targets = (fallbacks: ReadonlyArray<string> | undefined) => (fallbacks ?? []).map((id) => asFallback.get(id)!)
@@ -690,7 +707,7 @@ export const make = (
     const initial = new Map<string, Entry>()
     for (const provider of providers) {
       const base = bases.get(provider.id)!
-      const service = yield* resilient(base, provider, breakers.get(provider.id), targets(provider.fallbacks), closed)
+      const service = resilient(base, provider, breakers.get(provider.id), targets(provider.fallbacks), closed)
       initial.set(provider.id, { id: provider.id, base, llm: service })
     }
     // An agent with settings of its own is built now, on its provider as configured; one without
@@ -706,7 +723,7 @@ export const make = (
         : isOn(agent.circuitBreaker)
         ? yield* Resilience.makeCircuitBreaker({ ...agent.circuitBreaker, provider: provider.id })
         : undefined
-      const service = yield* resilient(base, settings, breaker, targets(settings.fallbacks), closed)
+      const service = resilient(base, settings, breaker, targets(settings.fallbacks), closed)
       agentServices.set(agent.id, service)
     }
 
@@ -822,16 +839,17 @@ const validated = (service: Service, options?: Options): Effect.Effect<Service, 
 // -----------------------------------------------------------------------------
 
 /**
- * The registry of a loaded config. With `validateConnectivity` it asks every provider a 1-token
+ * The registry of a config: decoded, or a document written in code as the YAML would be (see
+ * {@link ConfigInput}; a bad one fails with a `ProvidersConfigError`, never a defect). With `validateConnectivity` it asks every provider a 1-token
  * question first and fails with a `ConnectivityError` listing every provider that did not answer.
  *
  * @since 0.1.0
  * @category Layers
  */
 export const layerFromConfig = (
-  config: ProvidersConfig.ProvidersConfig,
+  config: ConfigInput,
   options?: Options
-): Layer.Layer<ProviderRegistry, ProvidersConfig.ConfigError | ConnectivityError> =>
+): Layer.Layer<ProviderRegistry, ProvidersConfig.ProvidersConfigError | ConnectivityError> =>
   Layer.scoped(ProviderRegistry, Effect.flatMap(make(config, options), (service) => validated(service, options)))
 
 /**
@@ -843,7 +861,7 @@ export const layerFromConfig = (
 export const layerFromFile = (
   path: string,
   options?: Options
-): Layer.Layer<ProviderRegistry, ProvidersConfig.ConfigError | ConnectivityError, FileSystem.FileSystem> =>
+): Layer.Layer<ProviderRegistry, ProvidersConfig.ProvidersConfigError | ConnectivityError, FileSystem.FileSystem> =>
   Layer.scoped(
     ProviderRegistry,
     ProvidersConfig.load(path).pipe(

@@ -69,7 +69,7 @@ import * as Pricing from "./Pricing.js"
  * @since 0.1.0
  * @category Errors
  */
-export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
+export class ProvidersConfigError extends Schema.TaggedError<ProvidersConfigError>()("ProvidersConfigError", {
   path: Schema.String,
   problems: Schema.Array(Schema.String)
 }) {
@@ -80,6 +80,25 @@ export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError"
       .join("\n")
   }
 }
+
+/**
+ * The old name of {@link ProvidersConfigError}, which shadowed `effect/ConfigError` wherever both
+ * were imported. Its `_tag` is now `"ProvidersConfigError"`.
+ *
+ * @deprecated Use {@link ProvidersConfigError}.
+ * @since 0.1.0
+ * @category Errors
+ */
+export const ConfigError = ProvidersConfigError
+
+/**
+ * The old name of {@link ProvidersConfigError}.
+ *
+ * @deprecated Use {@link ProvidersConfigError}.
+ * @since 0.1.0
+ * @category Errors
+ */
+export type ConfigError = ProvidersConfigError
 
 // -----------------------------------------------------------------------------
 // Models
@@ -502,12 +521,34 @@ export const FileSchema = Schema.Struct({
 }).annotations({ identifier: "ProvidersConfig", ...strict })
 
 /**
+ * The whole file as written: what YAML (or `JSON.parse`) gives, and what a config written in code
+ * looks like (snake_case keys, `${VAR}`s, durations as text). {@link decode} turns it into a
+ * {@link ProvidersConfig}.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Document = Schema.Schema.Encoded<typeof FileSchema>
+
+/**
  * The whole file once decoded.
  *
  * @since 0.1.0
  * @category Models
  */
 export type FileSettings = Schema.Schema.Type<typeof FileSchema>
+
+/**
+ * Whether `u` is a decoded {@link ProvidersConfig} (what {@link decode}, {@link parse} and
+ * {@link load} give), rather than a {@link Document} still to decode.
+ *
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isProvidersConfig = (u: unknown): u is ProvidersConfig =>
+  isRecord(u) && typeof u.source === "string" && isRecord(u.providers) && isRecord(u.agents) &&
+  Object.values(u.providers).every((p) => isRecord(p) && typeof p.id === "string" && typeof p.type === "string") &&
+  Object.values(u.agents).every((a) => isRecord(a) && typeof a.id === "string" && typeof a.provider === "string")
 
 // -----------------------------------------------------------------------------
 // Type inference
@@ -1061,15 +1102,18 @@ const resolve = (file: FileSettings, source: string): ProvidersConfig => {
  * Decodes a parsed document (a plain JavaScript value, as `yaml` or `JSON.parse` give it):
  * substitutes every `${VAR}` and `${VAR:-default}` (read through the `ConfigProvider`, keys as
  * `Redacted`), decodes it with {@link FileSchema}, infers missing types and checks what spans
- * fields. Fails with one {@link ConfigError} listing every problem, in the order of the document.
+ * fields. Fails with one {@link ProvidersConfigError} listing every problem, in the order of the document.
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const decode = (document: unknown, source: string = "<inline>"): Effect.Effect<ProvidersConfig, ConfigError> =>
+export const decode = (
+  document: unknown,
+  source: string = "<inline>"
+): Effect.Effect<ProvidersConfig, ProvidersConfigError> =>
   Effect.gen(function*() {
     if (document === null || document === undefined) {
-      return yield* new ConfigError({
+      return yield* new ProvidersConfigError({
         path: source,
         problems: ["the configuration is empty; expected a mapping with providers (and optionally agents)"]
       })
@@ -1091,7 +1135,7 @@ export const decode = (document: unknown, source: string = "<inline>"): Effect.E
     if (problems.length > 0 || Either.isLeft(decoded)) {
       const clean = scrub(substituted.secrets)
       const rendered = problems.sort(documentOrder(document)).map((p) => clean(renderProblem(p)))
-      return yield* new ConfigError({ path: source, problems: Array.from(new Set(rendered)) })
+      return yield* new ProvidersConfigError({ path: source, problems: Array.from(new Set(rendered)) })
     }
     return resolve(decoded.right, source)
   })
@@ -1110,12 +1154,15 @@ const yamlProblem = (source: string, error: YAML.YAMLError): string => {
  * @since 0.1.0
  * @category Constructors
  */
-export const parse = (text: string, source: string = "<inline>"): Effect.Effect<ProvidersConfig, ConfigError> =>
+export const parse = (
+  text: string,
+  source: string = "<inline>"
+): Effect.Effect<ProvidersConfig, ProvidersConfigError> =>
   Effect.suspend(() => {
     const document = YAML.parseDocument(text, { merge: true, prettyErrors: true, uniqueKeys: true })
     if (document.errors.length > 0) {
       return Effect.fail(
-        new ConfigError({ path: source, problems: document.errors.map((e) => yamlProblem(source, e)) })
+        new ProvidersConfigError({ path: source, problems: document.errors.map((e) => yamlProblem(source, e)) })
       )
     }
     let value: unknown
@@ -1123,7 +1170,7 @@ export const parse = (text: string, source: string = "<inline>"): Effect.Effect<
       value = document.toJS({ maxAliasCount: 100 })
     } catch (error) {
       return Effect.fail(
-        new ConfigError({
+        new ProvidersConfigError({
           path: source,
           problems: [`${source}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`]
         })
@@ -1138,12 +1185,12 @@ export const parse = (text: string, source: string = "<inline>"): Effect.Effect<
  * @since 0.1.0
  * @category Constructors
  */
-export const load = (path: string): Effect.Effect<ProvidersConfig, ConfigError, FileSystem.FileSystem> =>
+export const load = (path: string): Effect.Effect<ProvidersConfig, ProvidersConfigError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const text = yield* fs.readFileString(path).pipe(
       Effect.mapError((error) =>
-        new ConfigError({
+        new ProvidersConfigError({
           path,
           problems: [
             error._tag === "SystemError" && error.reason === "NotFound"

@@ -44,9 +44,9 @@ import * as Predicate from "effect/Predicate"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import * as Retry from "./internal/retry.js"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
-import * as Telemetry from "./Telemetry.js"
 import * as Usage from "./Usage.js"
 
 /**
@@ -156,24 +156,6 @@ const toPolicy = (options: RetryOptions | RetryPolicy | undefined): RetryPolicy 
 
 const isRetryable = (u: unknown): u is Retryable => Effect.isEffect(u) || Predicate.hasProperty(u, Stream.StreamTypeId)
 
-const retryStream = <A, E extends LLMError.LLMError, R>(
-  self: Stream.Stream<A, E, R>,
-  policy: RetryPolicy
-): Stream.Stream<A, E, R> =>
-  Stream.suspend(() => {
-    // Whether an attempt has emitted: per stream, set by the stream's own fiber at its first
-    // non-empty chunk (one check per chunk, no effect), read by the schedule.
-    let emitted = false
-    return self.pipe(
-      Stream.mapChunks((chunk) => {
-        if (!emitted && Chunk.isNonEmpty(chunk)) emitted = true
-        return chunk
-      }),
-      // A retry only ever follows an attempt that emitted nothing, so the flag never needs a reset.
-      Stream.retry(Schedule.whileInput(policy, () => !emitted))
-    )
-  })
-
 /**
  * Retries an `Effect` or a `Stream` that fails with `LLMError`s, with {@link retryPolicy} built from
  * the options, or with a ready schedule. An `Effect` is retried with `Effect.retry`. A `Stream` is
@@ -192,8 +174,8 @@ export const retry: {
     const policy = toPolicy(options)
     // Check Effect first: in Effect 3 every Effect is also a Stream.
     return Effect.isEffect(self)
-      ? Effect.retry(self as Effect.Effect<unknown, LLMError.LLMError, unknown>, policy)
-      : retryStream(self as Stream.Stream<unknown, LLMError.LLMError, unknown>, policy)
+      ? Retry.effect(self as Effect.Effect<unknown, LLMError.LLMError, unknown>, policy)
+      : Retry.stream(self as Stream.Stream<unknown, LLMError.LLMError, unknown>, policy)
   }
 )
 
@@ -212,45 +194,7 @@ export const retryLLM: {
   (llm: LLM.Service, options?: RetryOptions | RetryPolicy): LLM.Service
 } = dual(
   (args) => isService(args[0]),
-  (llm: LLM.Service, options?: RetryOptions | RetryPolicy): LLM.Service => {
-    const policy = toPolicy(options)
-    // Every attempt after the first is counted in the `llm.retries` metric, tagged with the error
-    // that caused it: the last error of the call, kept per call.
-    const model = (request: LLM.CompletionRequest) => request.model ?? llm.defaultModel
-    return {
-      ...llm,
-      complete: (request) =>
-        Effect.suspend(() => {
-          let last: string | undefined = undefined
-          const failed = (error: LLMError.LLMError) =>
-            Effect.sync(() => {
-              last = error._tag
-            })
-          const attempt = Effect.suspend(() => {
-            const call = Effect.tapError(llm.complete(request), failed)
-            return last === undefined
-              ? call
-              : Effect.zipRight(Telemetry.recordRetry(llm.providerId, model(request), last), call)
-          })
-          return Effect.retry(attempt, policy)
-        }),
-      stream: (request) =>
-        Stream.suspend(() => {
-          let last: string | undefined = undefined
-          const failed = (error: LLMError.LLMError) =>
-            Effect.sync(() => {
-              last = error._tag
-            })
-          const attempt = Stream.suspend(() => {
-            const stream = Stream.tapError(llm.stream(request), failed)
-            return last === undefined
-              ? stream
-              : Stream.unwrap(Effect.as(Telemetry.recordRetry(llm.providerId, model(request), last), stream))
-          })
-          return retryStream(attempt, policy)
-        })
-    }
-  }
+  (llm: LLM.Service, options?: RetryOptions | RetryPolicy): LLM.Service => Retry.service(llm, toPolicy(options))
 )
 
 /**
@@ -826,10 +770,7 @@ export const wrap: {
     if (options.circuitBreaker !== undefined) service = yield* withCircuitBreaker(service, options.circuitBreaker)
     if (options.retry !== undefined) {
       const policy = toPolicy(options.retry)
-      service = retryLLM(
-        service,
-        fallbacks.length === 0 ? policy : Schedule.whileInput(policy, (error) => error._tag !== "CircuitOpenError")
-      )
+      service = Retry.service(service, fallbacks.length === 0 ? policy : Retry.beforeFallback(policy))
     }
     return fallbacks.length === 0 && options.fallback === undefined
       ? service

@@ -1,14 +1,18 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import { describe, expect, it, layer } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { inspect } from "node:util"
 import * as LLM from "../src/LLM.js"
@@ -95,22 +99,34 @@ const ask = (text: string, extra: Partial<LLM.CompletionRequest> = {}): LLM.Comp
 /** A real pause, letting I/O progress while a test polls (TestClock freezes Effect's own sleeps). */
 const realPause = (millis: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, millis)))
 
-const pollUntil = (check: Effect.Effect<boolean>, millis = 3_000) =>
+/**
+ * Polls `check` in real time until it holds; fails the test, saying what it waited for, when it
+ * still does not hold after `millis`.
+ */
+const pollUntil = (what: string, check: Effect.Effect<boolean>, millis = 3_000) =>
   Effect.gen(function*() {
     const deadline = Date.now() + millis
-    while (!(yield* check) && Date.now() < deadline) yield* realPause(5)
+    while (!(yield* check)) {
+      if (Date.now() >= deadline) {
+        return yield* Effect.dieMessage(`pollUntil: ${what} did not happen within ${millis} ms`)
+      }
+      yield* realPause(5)
+    }
   })
 
 /** Waits until a fiber sleeps until `at` on the TestClock (a retry's backoff, a breaker's wait). */
 const awaitSleepAt = (at: number) =>
-  Effect.gen(function*() {
-    const sleepsAt = Effect.map(TestClock.sleeps(), Chunk.some((wake) => wake === at))
-    yield* pollUntil(sleepsAt)
-    expect(yield* sleepsAt, `a sleep until ${at} on the TestClock`).toBe(true)
-  })
+  pollUntil(`a sleep until ${at} on the TestClock`, Effect.map(TestClock.sleeps(), Chunk.some((wake) => wake === at)))
 
 const awaitRequests = (server: FakeProviderServer.Service, count: number) =>
-  pollUntil(Effect.map(server.requests, (requests) => requests.length >= count))
+  pollUntil(`${count} requests`, Effect.map(server.requests, (requests) => requests.length >= count))
+
+/** Waits until `fiber` has ended, without moving the TestClock. */
+const awaitDone = <A, E>(what: string, fiber: Fiber.Fiber<A, E>, millis?: number) =>
+  Effect.zipRight(
+    pollUntil(what, Effect.map(Fiber.poll(fiber), Option.isSome), millis),
+    Fiber.join(fiber)
+  )
 
 /** Lets a fiber run its I/O for a while: when a test checks that nothing more happens. */
 const settle = Effect.zipRight(realPause(50), Effect.yieldNow())
@@ -610,6 +626,59 @@ coder: { provider: openai_main, retry: { max_retries: 1, base_delay: 1 second, j
         )
       }))
 
+    it.scoped("retry + circuit_breaker + fallbacks: an open breaker sends the call to the fallback at once, with no wait for reset_timeout", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          yield* server.setHandler((request) =>
+            request.path === ANTHROPIC_PATH ? unavailable.anthropic : Reply.scripted({ text: "from openai" })
+          )
+          const claude = yield* ProviderRegistry.get("claude_main")
+          const start = yield* TestClock.currentTimeMillis
+          const fiber = yield* Effect.fork(claude.complete(ask("Hi")))
+          // The 503 opens the breaker (failure_threshold: 1); the retry waits its first backoff
+          yield* awaitRequests(server, 1)
+          yield* awaitSleepAt(start + 1_000)
+          yield* TestClock.adjust("1 second")
+          // The breaker refuses the retry: that is not retried, the fallback answers with no more waiting
+          const reply = yield* awaitDone("the call to reach the fallback without moving the clock", fiber)
+          expect(reply).toMatchObject({ content: "from openai", providerId: "openai_main" })
+          expect(yield* paths(server)).toEqual([ANTHROPIC_PATH, OPENAI_PATH])
+          // While the breaker is open, a call goes straight to the fallback
+          const again = yield* awaitDone("a call on an open breaker", yield* Effect.fork(claude.complete(ask("Again"))))
+          expect(again).toMatchObject({ content: "from openai", providerId: "openai_main" })
+          expect(yield* paths(server)).toEqual([ANTHROPIC_PATH, OPENAI_PATH, OPENAI_PATH])
+          expect(yield* TestClock.currentTimeMillis).toBe(start + 1_000)
+        }), {
+        text: resilientYaml({
+          claude_main: [
+            "retry: { max_retries: 3, base_delay: 1 second, jitter: false }",
+            "circuit_breaker: { failure_threshold: 1, reset_timeout: 30 seconds }",
+            "fallbacks: [openai_main]"
+          ].join("\n")
+        })
+      }))
+
+    it.scoped("retry: a stream that fails after emitting delivers its error at once, not retried and not a backoff late", () =>
+      withRegistry((server) =>
+        Effect.gen(function*() {
+          yield* server.enqueue(
+            Reply.scripted({ text: ["one ", "two ", "three"] }, {
+              errorAfterEvents: { count: 4, type: "server_error", message: "Overloaded" }
+            }),
+            Reply.scripted({ text: "never" })
+          )
+          const openai = yield* ProviderRegistry.get("openai_main")
+          const start = yield* TestClock.currentTimeMillis
+          const fiber = yield* Effect.fork(Stream.runCollect(Stream.either(openai.stream(ask("Hi")))))
+          const out = Chunk.toReadonlyArray(yield* awaitDone("the stream's error, without moving the clock", fiber))
+          const last = out[out.length - 1]
+          expect(out.length).toBeGreaterThan(1)
+          expect(out.slice(0, -1).every(Either.isRight)).toBe(true)
+          expect(last !== undefined && Either.isLeft(last) && last.left._tag).toBe("ProviderUnavailableError")
+          expect(yield* server.requests).toHaveLength(1)
+          expect(yield* TestClock.currentTimeMillis).toBe(start)
+        }), { text: resilientYaml({ openai_main: "retry: { max_retries: 3, base_delay: 1 second, jitter: false }" }) }))
+
     it.scoped("request_timeout bounds each attempt; the provider's own timeout stays its HTTP client's", () =>
       withRegistry((server) =>
         Effect.gen(function*() {
@@ -649,7 +718,7 @@ providers:
         const error = yield* Effect.flip(
           Layer.build(ProviderRegistry.layerFromConfig(config, { factories: { openai: undefined } }))
         )
-        expect(error).toBeInstanceOf(ProvidersConfig.ConfigError)
+        expect(error).toBeInstanceOf(ProvidersConfig.ProvidersConfigError)
         expect(error.message).toBe(
           "Invalid provider configuration in test/providers.yaml (2 problems):\n" +
             "  - providers.odd.default_model: \"nowhere/model-1\" names no known LiteLLM provider prefix (" +
@@ -676,6 +745,57 @@ providers:
           "Invalid provider configuration in test/providers.yaml (2 problems):\n" +
             "  - providers.claude_main.fallbacks: provider \"gone\" is not defined\n" +
             "  - agents.planner.fallbacks: provider \"elsewhere\" is not defined"
+        )
+      }))
+
+    it.scoped("layerFromConfig takes the document as written in code, decoded with the same checks; bad input is a ProvidersConfigError", () =>
+      Effect.gen(function*() {
+        const server = yield* FakeProviderServer.FakeProviderServer
+        yield* server.reset
+        yield* server.enqueue(Reply.scripted({ text: "from a document" }))
+        // Written like the YAML: snake_case keys, ${VAR}s, durations as text, retry settings
+        const reply = yield* LLM.complete(ask("Hi")).pipe(
+          Effect.provide(ProviderRegistry.llm("openai_main")),
+          Effect.provide(ProviderRegistry.layerFromConfig({
+            providers: {
+              openai_main: {
+                api_key: "${OPENAI_API_KEY}",
+                default_model: "gpt-4o",
+                base_url: "${FAKE_URL}/v1",
+                timeout: "30 seconds",
+                retry: { max_retries: 2, base_delay: "1 second" }
+              }
+            },
+            agents: { coder: { provider: "openai_main", max_tokens: 512 } }
+          })),
+          Effect.withConfigProvider(envFor(server))
+        )
+        expect(reply).toMatchObject({ content: "from a document", providerId: "openai_main" })
+        const [request] = yield* server.requests
+        expect(request!.headers.authorization).toBe(`Bearer ${OPENAI_KEY}`)
+
+        const bad = yield* Layer.build(ProviderRegistry.layerFromConfig({
+          providers: { a: { api_key: "k", default_model: "gpt-4o", max_tokens: "lots" } },
+          agents: { planner: { provider: "b" } }
+        })).pipe(Effect.exit)
+        expect(Exit.isFailure(bad) && Cause.isFailType(bad.cause)).toBe(true)
+        const error = yield* Effect.flip(Layer.build(ProviderRegistry.layerFromConfig({
+          providers: { a: { api_key: "k", default_model: "gpt-4o", max_tokens: "lots" } },
+          agents: { planner: { provider: "b" } }
+        })))
+        expect(error).toBeInstanceOf(ProvidersConfig.ProvidersConfigError)
+        expect(error.message).toBe(
+          "Invalid provider configuration in <inline> (2 problems):\n" +
+            "  - providers.a.max_tokens: expected a positive integer, got \"lots\"\n" +
+            "  - agents.planner.provider: agent planner names provider \"b\", which is not defined; defined providers: a"
+        )
+        // Not even an object: still a ProvidersConfigError, never a defect
+        const nothing = yield* Effect.flip(
+          Layer.build(ProviderRegistry.layerFromConfig(undefined as unknown as ProvidersConfig.Document))
+        )
+        expect(nothing.message).toBe(
+          "Invalid provider configuration in <inline> (1 problem):\n" +
+            "  - the configuration is empty; expected a mapping with providers (and optionally agents)"
         )
       }))
 
@@ -750,7 +870,7 @@ describe("ProviderRegistry", () => {
       )
 
     const allAsked = (server: FakeProviderServer.Service) =>
-      pollUntil(Effect.map(server.requests, (requests) => requests.length === 3))
+      pollUntil("3 requests", Effect.map(server.requests, (requests) => requests.length === 3))
 
     it.scoped("checkConnectivity asks every provider a 1-token question in parallel and reports every result", () =>
       withRegistry((server) =>
@@ -856,7 +976,7 @@ describe("ProviderRegistry lifetime", () => {
         [claude.complete(ask("x")), Response.collect(openai.stream(ask("x"))), azure.complete(ask("x"))],
         (call) => Effect.fork(Effect.flip(call))
       )
-      yield* pollUntil(Effect.map(server.requests, (requests) => requests.length === 3))
+      yield* pollUntil("3 requests", Effect.map(server.requests, (requests) => requests.length === 3))
       expect(yield* server.openConnections).toBe(3)
       expect(yield* Ref.get(released)).toEqual([])
 
@@ -875,7 +995,7 @@ describe("ProviderRegistry lifetime", () => {
       expect(yield* server.abortedResponses).toBe(3)
       // Node's fetch (undici) may open a fresh idle keep-alive socket after an aborted one, and
       // closes it itself after its keep-alive timeout (about 4 s): no socket stays open.
-      yield* pollUntil(Effect.map(server.openConnections, (n) => n === 0), 1_000)
+      yield* pollUntil("no open connection", Effect.map(server.openConnections, (n) => n === 0), 1_000)
       expect(yield* server.openConnections).toBe(0)
 
       // What was released is no longer reachable
@@ -911,7 +1031,7 @@ describe("ProviderRegistry lifetime", () => {
         [claude.complete(ask("x")), Response.collect(openai.stream(ask("x"))), openai.complete(ask("x"))],
         (call) => Effect.fork(Effect.flip(call))
       )
-      yield* pollUntil(Effect.map(server.requests, (requests) => requests.length === 3))
+      yield* pollUntil("3 requests", Effect.map(server.requests, (requests) => requests.length === 3))
 
       yield* Scope.close(scope, Exit.void)
 

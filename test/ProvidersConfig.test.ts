@@ -469,6 +469,19 @@ agents:
   })
 
   describe("errors a person can act on", () => {
+    it.effect("the error is a ProvidersConfigError (not effect's ConfigError); the old name still works", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(parse("providers: {}\n"))
+        expect(error).toBeInstanceOf(ProvidersConfig.ProvidersConfigError)
+        expect(error._tag).toBe("ProvidersConfigError")
+
+        expect(error).toBeInstanceOf(ProvidersConfig.ConfigError)
+        const caught = yield* parse("providers: {}\n").pipe(
+          Effect.catchTag("ProvidersConfigError", (e) => Effect.succeed(e.problems))
+        )
+        expect(caught).toEqual(["providers: define at least one provider"])
+      }))
+
     it.effect("a YAML syntax error names the file, the line and the column", () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(parse(
