@@ -38,7 +38,6 @@ import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
 import type * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
@@ -420,9 +419,6 @@ const spendOf = (usage: Usage.Tokens, costUsd: number | undefined): Spend => ({
   tokens: usage.inputTokens + usage.outputTokens
 })
 
-const isService = (u: unknown): u is LLM.Service =>
-  Predicate.hasProperty(u, "complete") && Predicate.hasProperty(u, "stream") && Predicate.hasProperty(u, "usage")
-
 /**
  * An `LLM` whose calls count against the budget: a call fails with `BudgetExceededError` before any
  * request when a limit of the total, of the wrapped provider (its `providerId`) or of the scope is
@@ -440,7 +436,7 @@ export const guard: {
   (budget: Service, options?: GuardOptions): (llm: LLM.Service) => LLM.Service
   (llm: LLM.Service, budget: Service, options?: GuardOptions): LLM.Service
 } = dual(
-  (args) => isService(args[0]),
+  (args) => LLM.isLLM(args[0]),
   (llm: LLM.Service, budget: Service, options?: GuardOptions): LLM.Service => {
     const call: Call = { provider: llm.providerId, scope: options?.scope }
     const recordFinish = (chunk: Chunk.Chunk<Response.StreamEvent>): Effect.Effect<void> => {

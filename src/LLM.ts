@@ -15,6 +15,7 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
 import type * as Capabilities from "./Capabilities.js"
 import type * as LLMError from "./LLMError.js"
@@ -116,3 +117,21 @@ export const stream = (request: CompletionRequest): Stream.Stream<Response.Strea
  * @category Accessors
  */
 export const usage: Effect.Effect<Usage.TokenUsage, never, LLM> = Effect.flatMap(LLM, (llm) => llm.usage)
+
+// -----------------------------------------------------------------------------
+// Guards
+// -----------------------------------------------------------------------------
+
+/**
+ * Whether a value is an `LLM` service: a `providerId` string, `complete` and `stream` functions
+ * and a `usage` effect. Dual combinators (`Resilience.retryLLM`, `Budget.guard`, ...) use it to
+ * tell a service from their options.
+ *
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isLLM = (u: unknown): u is Service =>
+  Predicate.hasProperty(u, "providerId") && typeof u.providerId === "string" &&
+  Predicate.hasProperty(u, "complete") && Predicate.isFunction(u.complete) &&
+  Predicate.hasProperty(u, "stream") && Predicate.isFunction(u.stream) &&
+  Predicate.hasProperty(u, "usage") && Effect.isEffect(u.usage)

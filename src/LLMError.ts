@@ -17,6 +17,21 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 
+/**
+ * The brand every `LLMError` carries on its prototype, so a user's own error with the same
+ * `_tag` (say their own `TimeoutError`) is never taken for one of ours.
+ *
+ * @since 0.1.0
+ * @category Symbols
+ */
+export const TypeId: unique symbol = Symbol.for("@orchestify/providers/LLMError")
+
+/**
+ * @since 0.1.0
+ * @category Symbols
+ */
+export type TypeId = typeof TypeId
+
 const common = {
   provider: Schema.String,
   message: Schema.String,
@@ -40,14 +55,20 @@ export const RateLimitHeaders = Schema.Record({ key: Schema.String, value: Schem
  * @since 0.1.0
  * @category Errors
  */
-export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLimitError", {
-  ...common,
-  retryAfter: Schema.Option(Schema.Duration),
-  rateLimits: Schema.optional(RateLimitHeaders)
-}) {
+export class RateLimitError
+  extends Schema.TaggedError<RateLimitError>("@orchestify/providers/LLMError/RateLimitError")("RateLimitError", {
+    ...common,
+    retryAfter: Schema.Option(Schema.Duration),
+    rateLimits: Schema.optional(RateLimitHeaders)
+  })
+{
   /** @since 0.1.0 */
   get isRetryable(): boolean {
     return true
+  }
+  /** @since 0.1.0 */
+  get [TypeId](): TypeId {
+    return TypeId
   }
 }
 
@@ -57,10 +78,19 @@ export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLi
  * @since 0.1.0
  * @category Errors
  */
-export class QuotaExceededError extends Schema.TaggedError<QuotaExceededError>()("QuotaExceededError", common) {
+export class QuotaExceededError
+  extends Schema.TaggedError<QuotaExceededError>("@orchestify/providers/LLMError/QuotaExceededError")(
+    "QuotaExceededError",
+    common
+  )
+{
   /** @since 0.1.0 */
   get isRetryable(): boolean {
     return false
+  }
+  /** @since 0.1.0 */
+  get [TypeId](): TypeId {
+    return TypeId
   }
 }
 
@@ -71,11 +101,18 @@ export class QuotaExceededError extends Schema.TaggedError<QuotaExceededError>()
  * @category Errors
  */
 export class ProviderUnavailableError
-  extends Schema.TaggedError<ProviderUnavailableError>()("ProviderUnavailableError", common)
+  extends Schema.TaggedError<ProviderUnavailableError>("@orchestify/providers/LLMError/ProviderUnavailableError")(
+    "ProviderUnavailableError",
+    common
+  )
 {
   /** @since 0.1.0 */
   get isRetryable(): boolean {
     return true
+  }
+  /** @since 0.1.0 */
+  get [TypeId](): TypeId {
+    return TypeId
   }
 }
 
@@ -85,10 +122,19 @@ export class ProviderUnavailableError
  * @since 0.1.0
  * @category Errors
  */
-export class ConnectionError extends Schema.TaggedError<ConnectionError>()("ConnectionError", common) {
+export class ConnectionError
+  extends Schema.TaggedError<ConnectionError>("@orchestify/providers/LLMError/ConnectionError")(
+    "ConnectionError",
+    common
+  )
+{
   /** @since 0.1.0 */
   get isRetryable(): boolean {
     return true
+  }
+  /** @since 0.1.0 */
+  get [TypeId](): TypeId {
+    return TypeId
   }
 }
 
@@ -98,13 +144,19 @@ export class ConnectionError extends Schema.TaggedError<ConnectionError>()("Conn
  * @since 0.1.0
  * @category Errors
  */
-export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
-  ...common,
-  timeout: Schema.optional(Schema.Duration)
-}) {
+export class TimeoutError
+  extends Schema.TaggedError<TimeoutError>("@orchestify/providers/LLMError/TimeoutError")("TimeoutError", {
+    ...common,
+    timeout: Schema.optional(Schema.Duration)
+  })
+{
   /** @since 0.1.0 */
   get isRetryable(): boolean {
     return true
+  }
+  /** @since 0.1.0 */
+  get [TypeId](): TypeId {
+    return TypeId
   }
 }
 
@@ -114,10 +166,19 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutErr
  * @since 0.1.0
  * @category Errors
  */
-export class AuthenticationError extends Schema.TaggedError<AuthenticationError>()("AuthenticationError", common) {
+export class AuthenticationError
+  extends Schema.TaggedError<AuthenticationError>("@orchestify/providers/LLMError/AuthenticationError")(
+    "AuthenticationError",
+    common
+  )
+{
   /** @since 0.1.0 */
   get isRetryable(): boolean {
     return false
+  }
+  /** @since 0.1.0 */
+  get [TypeId](): TypeId {
+    return TypeId
   }
 }
 
@@ -127,10 +188,19 @@ export class AuthenticationError extends Schema.TaggedError<AuthenticationError>
  * @since 0.1.0
  * @category Errors
  */
-export class ContextLengthError extends Schema.TaggedError<ContextLengthError>()("ContextLengthError", common) {
+export class ContextLengthError
+  extends Schema.TaggedError<ContextLengthError>("@orchestify/providers/LLMError/ContextLengthError")(
+    "ContextLengthError",
+    common
+  )
+{
   /** @since 0.1.0 */
   get isRetryable(): boolean {
     return false
+  }
+  /** @since 0.1.0 */
+  get [TypeId](): TypeId {
+    return TypeId
   }
 }
 
@@ -140,10 +210,19 @@ export class ContextLengthError extends Schema.TaggedError<ContextLengthError>()
  * @since 0.1.0
  * @category Errors
  */
-export class ContentPolicyError extends Schema.TaggedError<ContentPolicyError>()("ContentPolicyError", common) {
+export class ContentPolicyError
+  extends Schema.TaggedError<ContentPolicyError>("@orchestify/providers/LLMError/ContentPolicyError")(
+    "ContentPolicyError",
+    common
+  )
+{
   /** @since 0.1.0 */
   get isRetryable(): boolean {
     return false
+  }
+  /** @since 0.1.0 */
+  get [TypeId](): TypeId {
+    return TypeId
   }
 }
 
@@ -153,10 +232,19 @@ export class ContentPolicyError extends Schema.TaggedError<ContentPolicyError>()
  * @since 0.1.0
  * @category Errors
  */
-export class InvalidRequestError extends Schema.TaggedError<InvalidRequestError>()("InvalidRequestError", common) {
+export class InvalidRequestError
+  extends Schema.TaggedError<InvalidRequestError>("@orchestify/providers/LLMError/InvalidRequestError")(
+    "InvalidRequestError",
+    common
+  )
+{
   /** @since 0.1.0 */
   get isRetryable(): boolean {
     return false
+  }
+  /** @since 0.1.0 */
+  get [TypeId](): TypeId {
+    return TypeId
   }
 }
 
@@ -167,11 +255,18 @@ export class InvalidRequestError extends Schema.TaggedError<InvalidRequestError>
  * @category Errors
  */
 export class MalformedResponseError
-  extends Schema.TaggedError<MalformedResponseError>()("MalformedResponseError", common)
+  extends Schema.TaggedError<MalformedResponseError>("@orchestify/providers/LLMError/MalformedResponseError")(
+    "MalformedResponseError",
+    common
+  )
 {
   /** @since 0.1.0 */
   get isRetryable(): boolean {
     return false
+  }
+  /** @since 0.1.0 */
+  get [TypeId](): TypeId {
+    return TypeId
   }
 }
 
@@ -181,14 +276,23 @@ export class MalformedResponseError
  * @since 0.1.0
  * @category Errors
  */
-export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>()("BudgetExceededError", {
-  ...common,
-  limit: Schema.optional(Schema.Number),
-  spent: Schema.optional(Schema.Number)
-}) {
+export class BudgetExceededError
+  extends Schema.TaggedError<BudgetExceededError>("@orchestify/providers/LLMError/BudgetExceededError")(
+    "BudgetExceededError",
+    {
+      ...common,
+      limit: Schema.optional(Schema.Number),
+      spent: Schema.optional(Schema.Number)
+    }
+  )
+{
   /** @since 0.1.0 */
   get isRetryable(): boolean {
     return false
+  }
+  /** @since 0.1.0 */
+  get [TypeId](): TypeId {
+    return TypeId
   }
 }
 
@@ -198,13 +302,19 @@ export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>
  * @since 0.1.0
  * @category Errors
  */
-export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>()("CircuitOpenError", {
-  ...common,
-  retryAfter: Schema.Duration
-}) {
+export class CircuitOpenError
+  extends Schema.TaggedError<CircuitOpenError>("@orchestify/providers/LLMError/CircuitOpenError")("CircuitOpenError", {
+    ...common,
+    retryAfter: Schema.Duration
+  })
+{
   /** @since 0.1.0 */
   get isRetryable(): boolean {
     return true
+  }
+  /** @since 0.1.0 */
+  get [TypeId](): TypeId {
+    return TypeId
   }
 }
 
@@ -267,15 +377,19 @@ const tags: ReadonlySet<string> = new Set<Tag>([
  * @category Guards
  */
 export const isLLMError = (u: unknown): u is LLMError =>
-  Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" && tags.has(u._tag)
+  Predicate.hasProperty(u, TypeId) && Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" && tags.has(u._tag)
 
 /**
- * Whether retrying the same call may succeed: the one predicate retry code uses.
+ * Whether retrying the same call may succeed: the one predicate retry code uses. Anything that is
+ * not one of our `LLMError`s (see {@link isLLMError}) is not retryable.
  *
  * @since 0.1.0
  * @category Guards
  */
-export const isRetryable = (error: LLMError): boolean => error.isRetryable
+export const isRetryable: {
+  (u: unknown): boolean
+  (error: LLMError): boolean
+} = (u: unknown): boolean => isLLMError(u) && u.isRetryable
 
 /**
  * How long the provider asked us to wait before the next call, if it said.

@@ -43,7 +43,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
@@ -389,9 +388,6 @@ export interface RequestDefaults {
   readonly system?: string | undefined
 }
 
-const isService = (u: unknown): u is LLM.Service =>
-  Predicate.hasProperty(u, "complete") && Predicate.hasProperty(u, "stream") && Predicate.hasProperty(u, "usage")
-
 /**
  * An `LLM` whose requests take `defaults` for the fields they leave unset. `providerId`, `usage`
  * and the rest stay the wrapped provider's; `defaultModel` becomes the default model.
@@ -403,7 +399,7 @@ export const withDefaults: {
   (defaults: RequestDefaults): (llm: LLM.Service) => LLM.Service
   (llm: LLM.Service, defaults: RequestDefaults): LLM.Service
 } = dual(
-  (args) => isService(args[0]),
+  (args) => LLM.isLLM(args[0]),
   (llm: LLM.Service, defaults: RequestDefaults): LLM.Service => {
     const apply = (request: LLM.CompletionRequest): LLM.CompletionRequest => {
       const out: { -readonly [K in keyof LLM.CompletionRequest]: LLM.CompletionRequest[K] } = { ...request }

@@ -179,9 +179,6 @@ export const retry: {
   }
 )
 
-const isService = (u: unknown): u is LLM.Service =>
-  Predicate.hasProperty(u, "complete") && Predicate.hasProperty(u, "stream") && Predicate.hasProperty(u, "usage")
-
 /**
  * An `LLM` whose `complete` and `stream` are retried (see {@link retry}); usage, capabilities and
  * the rest are the wrapped provider's.
@@ -193,7 +190,7 @@ export const retryLLM: {
   (options?: RetryOptions | RetryPolicy): (llm: LLM.Service) => LLM.Service
   (llm: LLM.Service, options?: RetryOptions | RetryPolicy): LLM.Service
 } = dual(
-  (args) => isService(args[0]),
+  (args) => LLM.isLLM(args[0]),
   (llm: LLM.Service, options?: RetryOptions | RetryPolicy): LLM.Service => Retry.service(llm, toPolicy(options))
 )
 
@@ -606,7 +603,7 @@ export const withCircuitBreaker: {
   (options?: CircuitBreakerOptions): (llm: LLM.Service) => Effect.Effect<LLM.Service>
   (llm: LLM.Service, options?: CircuitBreakerOptions): Effect.Effect<LLM.Service>
 } = dual(
-  (args) => isService(args[0]),
+  (args) => LLM.isLLM(args[0]),
   (llm: LLM.Service, options?: CircuitBreakerOptions): Effect.Effect<LLM.Service> =>
     Effect.map(makeCircuitBreaker({ ...options, provider: llm.providerId }), (breaker) => ({
       ...llm,
@@ -713,7 +710,7 @@ export const withFallback: {
   (fallbacks: ReadonlyArray<LLM.Service>, options?: FallbackOptions): (primary: LLM.Service) => LLM.Service
   (primary: LLM.Service, fallbacks: ReadonlyArray<LLM.Service>, options?: FallbackOptions): LLM.Service
 } = dual(
-  (args) => isService(args[0]),
+  (args) => LLM.isLLM(args[0]),
   (primary: LLM.Service, fallbacks: ReadonlyArray<LLM.Service>, options?: FallbackOptions): LLM.Service =>
     fallbacks.length === 0 && options?.providerId === undefined
       ? primary

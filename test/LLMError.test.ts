@@ -46,4 +46,31 @@ describe("LLMError", () => {
     expect(LLMError.isLLMError(samples[0])).toBe(true)
     expect(LLMError.isLLMError(new Error("x"))).toBe(false)
   })
+
+  it("a user's own error with one of our tags is not an LLMError", () => {
+    class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {}) {
+      get isRetryable(): boolean {
+        return true
+      }
+    }
+    const theirs = new TimeoutError()
+    expect(LLMError.isLLMError(theirs)).toBe(false)
+    expect(LLMError.isLLMError({ _tag: "RateLimitError", provider: "p", message: "m" })).toBe(false)
+    expect(LLMError.isRetryable(theirs)).toBe(false)
+    expect(LLMError.isRetryable("RateLimitError")).toBe(false)
+    expect(LLMError.isRetryable(undefined)).toBe(false)
+    for (const error of samples) expect(LLMError.isLLMError(error)).toBe(true)
+  })
+
+  it("errors carry the TypeId brand and a schema identifier of their own", () => {
+    for (const error of samples) {
+      expect(LLMError.TypeId in error).toBe(true)
+      const back = Schema.decodeUnknownSync(LLMError.LLMError)(Schema.encodeSync(LLMError.LLMError)(error))
+      expect(LLMError.isLLMError(back)).toBe(true)
+    }
+    expect(LLMError.TypeId).toBe(Symbol.for("@orchestify/providers/LLMError"))
+    const identifiers = LLMError.LLMError.members.map((member) => member.identifier)
+    expect(identifiers).toContain("@orchestify/providers/LLMError/RateLimitError")
+    for (const id of identifiers) expect(id).toMatch(/^@orchestify\/providers\/LLMError\/[A-Za-z]+Error$/)
+  })
 })

@@ -1,7 +1,12 @@
-import { describe, expect, it, layer } from "@effect/vitest"
+import { expect, layer } from "@effect/vitest"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import * as LLM from "../../src/LLM.js"
 import * as Message from "../../src/Message.js"
 import * as Anthropic from "../../src/providers/Anthropic.js"
 import * as Response from "../../src/Response.js"
@@ -171,8 +176,82 @@ layer(FakeProviderServer.layer())("Anthropic specifics", (it) => {
     }))
 })
 
-describe("Anthropic layers", () => {
-  it("layer and layerConfig provide LLM", () => {
-    expect(Anthropic.layer({ apiKey: Redacted.make("k") })).toBeDefined()
-  })
+layer(FakeProviderServer.layer())("Anthropic layers", (it) => {
+  const callThrough = (server: FakeProviderServer.Service, provided: Layer.Layer<LLM.LLM, unknown>) =>
+    Effect.gen(function*() {
+      yield* server.enqueue(Reply.scripted({ text: "from the layer", usage: { inputTokens: 4, outputTokens: 2 } }))
+      const llm = yield* LLM.LLM
+      const reply = yield* LLM.complete({ messages: [Message.user("Hi")] })
+      return { llm, reply, usage: yield* LLM.usage, request: (yield* server.requests)[0]! }
+    }).pipe(Effect.provide(provided))
+
+  it.scoped("layer provides a working LLM with the options given", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.FakeProviderServer
+      yield* server.reset
+      const { llm, reply, request, usage } = yield* callThrough(
+        server,
+        Anthropic.layer({
+          apiKey: Redacted.make("sk-ant-layer"),
+          baseUrl: server.anthropicBaseUrl,
+          defaultModel: "claude-haiku-4-5",
+          providerId: "claude_layer"
+        })
+      )
+      expect([llm.providerType, llm.providerId, llm.defaultModel]).toEqual([
+        "anthropic",
+        "claude_layer",
+        "claude-haiku-4-5"
+      ])
+      expect(reply.content).toBe("from the layer")
+      expect(reply.model).toBe("claude-haiku-4-5")
+      expect(reply.providerId).toBe("claude_layer")
+      expect(request.headers.authorization).toBe("Bearer sk-ant-layer")
+      expect((request.body as any).model).toBe("claude-haiku-4-5")
+      expect(usage).toMatchObject({ calls: 1, inputTokens: 4, outputTokens: 2 })
+    }))
+
+  it.scoped("layerConfig reads its options through the ConfigProvider and provides a working LLM", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.FakeProviderServer
+      yield* server.reset
+      const env = new Map([
+        ["ANTHROPIC_API_KEY", "sk-ant-from-config"],
+        ["ANTHROPIC_BASE_URL", server.anthropicBaseUrl],
+        ["ANTHROPIC_MODEL", "claude-opus-4-5"],
+        ["ANTHROPIC_MAX_TOKENS", "321"]
+      ])
+      const { llm, reply, request } = yield* callThrough(
+        server,
+        Anthropic.layerConfig({
+          apiKey: Config.redacted("ANTHROPIC_API_KEY"),
+          baseUrl: Config.string("ANTHROPIC_BASE_URL"),
+          defaultModel: Config.string("ANTHROPIC_MODEL"),
+          maxTokens: Config.integer("ANTHROPIC_MAX_TOKENS")
+        }).pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(env))))
+      )
+      expect([llm.providerType, llm.providerId, llm.defaultModel]).toEqual([
+        "anthropic",
+        "anthropic",
+        "claude-opus-4-5"
+      ])
+      expect(reply.content).toBe("from the layer")
+      expect(request.headers.authorization).toBe("Bearer sk-ant-from-config")
+      expect(request.body).toMatchObject({ model: "claude-opus-4-5", max_tokens: 321 })
+    }))
+
+  it.scoped("layerConfig fails with a ConfigError when the key is missing, before any request", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.FakeProviderServer
+      yield* server.reset
+      const error = yield* Effect.flip(
+        Effect.provide(
+          LLM.LLM,
+          Anthropic.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map()))))
+        )
+      )
+      expect(ConfigError.isConfigError(error)).toBe(true)
+      expect(String(error)).toContain("ANTHROPIC_API_KEY")
+      expect(yield* server.requests).toHaveLength(0)
+    }))
 })
