@@ -7,8 +7,11 @@
  * what a non-streaming call cost on our side, and a fiber per network read of a stream. Every
  * deadline of one provider is the same duration from its arming, so deadlines are armed in the
  * order they fall due: a linked list in arming order is sorted, arming and disarming are O(1), and
- * one fiber sleeping until the first deadline (or for one whole timeout when none is armed)
- * wakes at most twice per timeout period when nothing is late.
+ * one fiber sleeping until the first deadline wakes once per deadline when nothing is late. With
+ * nothing armed it waits for the next arming, holding no timer: an idle provider costs nothing,
+ * whatever its timeout (a zero timeout used to spin on `sleep(0)`). A sleep is cut to what a
+ * JavaScript timer holds (2^31 - 1 ms, about 24.8 days: beyond that `setTimeout` fires after 1 ms,
+ * which spun a timeout of `30 days`); the watchdog then looks again and sleeps the rest.
  *
  * The list is touched synchronously only (JavaScript runs one fiber at a time): by the calls that
  * arm and disarm, and by the watchdog when it wakes. On Effect's live clock the watchdog's timer is
@@ -51,6 +54,9 @@ export interface Watchdog {
   readonly disarm: (deadline: Deadline) => boolean
 }
 
+/** The longest delay `setTimeout` holds; a longer one fires after 1 ms. */
+export const maxTimerMillis = 2 ** 31 - 1
+
 /** Effect's own clock: real time. */
 const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
 
@@ -91,9 +97,21 @@ export const make = (timeout: Duration.Duration): Effect.Effect<Watchdog, never,
       if (tail === undefined) head = node
       else tail.next = node
       tail = node
+      if (wake !== undefined) wake()
     }
 
     const sleep = clock === liveClock ? unrefSleep : Effect.sleep
+    /** Wakes the watchdog waiting for an arming; `undefined` when it is not waiting. */
+    let wake: (() => void) | undefined = undefined
+    const idle: Effect.Effect<void> = Effect.async<void>((resume) => {
+      wake = () => {
+        wake = undefined
+        resume(Effect.void)
+      }
+      return Effect.sync(() => {
+        wake = undefined
+      })
+    })
     const watch: Effect.Effect<never> = Effect.suspend(() => {
       const now = clock.unsafeCurrentTimeMillis()
       while (head !== undefined && head.at <= now) {
@@ -102,8 +120,9 @@ export const make = (timeout: Duration.Duration): Effect.Effect<Watchdog, never,
         node.expired = true
         node.onExpire()
       }
-      // With nothing armed, anything armed while it sleeps falls due after it wakes.
-      return Effect.zipRight(sleep(head === undefined ? millis : head.at - now), watch)
+      // Deadlines fall due in arming order: nothing armed later falls due before the head.
+      const next = head === undefined ? idle : sleep(Math.min(head.at - now, maxTimerMillis))
+      return Effect.zipRight(next, watch)
     })
     if (Number.isFinite(millis)) yield* Effect.forkScoped(watch)
 
