@@ -67,6 +67,12 @@ export interface Route {
   readonly apiKeyEnv?: string | undefined
   /** `bearer`: `Authorization: Bearer <key>` (sent when a key is known); `api-key`: Azure's header. */
   readonly auth: "bearer" | "api-key"
+  /**
+   * The backend works without a key (a local Ollama or vLLM): reached without `Authorization` when
+   * no key is known. Any other route that has an `apiKeyEnv` and no key is refused before any
+   * request, unless it is the default model's route.
+   */
+  readonly keyOptional?: boolean | undefined
   /** Azure OpenAI: `/openai/deployments/<deployment>/chat/completions?api-version=...`. */
   readonly azure?: boolean | undefined
   /** The backend reports each call's cost in `x-litellm-response-cost` (a LiteLLM proxy). */
@@ -105,6 +111,7 @@ export const routes: Readonly<Record<string, Route>> = {
     baseUrlEnv: "OLLAMA_API_BASE",
     apiKeyEnv: "OLLAMA_API_KEY",
     auth: "bearer",
+    keyOptional: true,
     dialect: compatible
   },
   hosted_vllm: {
@@ -112,6 +119,7 @@ export const routes: Readonly<Record<string, Route>> = {
     baseUrlEnv: "HOSTED_VLLM_API_BASE",
     apiKeyEnv: "HOSTED_VLLM_API_KEY",
     auth: "bearer",
+    keyOptional: true,
     dialect: compatible
   },
   together_ai: {
@@ -179,6 +187,7 @@ const aliases: Readonly<Record<string, string>> = { vllm: "hosted_vllm" }
 const bareRoute: Route = {
   description: "an OpenAI-compatible server at base_url",
   auth: "bearer",
+  keyOptional: true,
   dialect: compatible
 }
 
@@ -304,6 +313,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       return made
     }
 
+    const home = resolve(options.defaultModel, table, options.baseUrl !== undefined)
     const makeTarget = (model: string): Target | LLMError.LLMError => {
       const resolved = resolve(model, table, options.baseUrl !== undefined)
       if (resolved === undefined) {
@@ -319,27 +329,41 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         })
       }
       const { route } = resolved
-      const base = options.baseUrl ??
-        (route.baseUrlEnv !== undefined ? bases.get(route.baseUrlEnv) : undefined) ?? route.baseUrl
+      // The explicit `apiKey` and `baseUrl` describe one backend: the default model's route (and a
+      // bare model sent to `baseUrl`). Every other route has its own base and key, so a key is never
+      // sent to another vendor.
+      const atHome = resolved.prefix === undefined || (home !== undefined && resolved.prefix === home.prefix)
+      const ownBase = route.baseUrlEnv !== undefined ? bases.get(route.baseUrlEnv) : undefined
+      const base = atHome ? options.baseUrl ?? ownBase ?? route.baseUrl : ownBase ?? route.baseUrl
       if (base === undefined) {
+        const where = [...(atHome ? ["base_url"] : []), ...(route.baseUrlEnv !== undefined ? [route.baseUrlEnv] : [])]
         return new LLMError.InvalidRequestError({
           provider: providerId,
-          message: `${providerId}: model "${model}" needs a base URL (${route.description}): set base_url${
-            route.baseUrlEnv !== undefined ? ` or ${route.baseUrlEnv}` : ""
+          message: `${providerId}: model "${model}" needs a base URL (${route.description}): ${
+            where.length > 0 ? `set ${where.join(" or ")}` : "give its route a baseUrl"
           }`
         })
       }
-      const key = options.apiKey ?? (route.apiKeyEnv !== undefined ? keys.get(route.apiKeyEnv) : undefined)
+      const ownKey = route.apiKeyEnv !== undefined ? keys.get(route.apiKeyEnv) : undefined
+      const key = atHome ? options.apiKey ?? ownKey : ownKey
       const headers: Record<string, string> = { ...options.headers }
       if (key !== undefined) {
         if (route.auth === "api-key") headers["api-key"] = Redacted.value(key)
         else headers.authorization = `Bearer ${Redacted.value(key)}`
-      } else if (route.auth === "api-key") {
+      } else if (atHome && route.auth === "api-key") {
         return new LLMError.AuthenticationError({
           provider: providerId,
           message: `${providerId}: model "${model}" needs an API key: set api_key${
             route.apiKeyEnv !== undefined ? ` or ${route.apiKeyEnv}` : ""
           }`
+        })
+      } else if (!atHome && route.apiKeyEnv !== undefined && route.keyOptional !== true) {
+        return new LLMError.InvalidRequestError({
+          provider: providerId,
+          message:
+            `${providerId}: model "${model}" routes to ${route.description} (${resolved.prefix}/), which has no API key: set ${route.apiKeyEnv} (the api_key option is sent only to the default model's route, ${
+              home?.prefix !== undefined ? `${home.prefix}/` : "base_url"
+            })`
         })
       }
       const url = route.azure === true

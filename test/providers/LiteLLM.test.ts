@@ -302,3 +302,105 @@ describe("LiteLLM default base URLs", () => {
       }
     }))
 })
+
+layer(FakeProviderServer.layer())("LiteLLM keys stay with their route", (it) => {
+  // Every hosted route is pointed at the fake server, so each request's Authorization can be read back.
+  const local = (server: FakeProviderServer.Service) =>
+    Object.fromEntries(
+      (["groq", "openrouter", "xai", "openai", "together_ai"] as const).map((prefix) => [
+        prefix,
+        { ...LiteLLM.routes[prefix]!, baseUrl: server.openaiBaseUrl }
+      ])
+    )
+
+  it.scoped("an explicit apiKey goes only to the default model's route; other routes use their own key or are refused", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.FakeProviderServer
+      yield* server.reset
+      const groqKey = "gsk-GROQ-ONLY-SECRET-1234"
+      const llm = yield* makeLlm(
+        { defaultModel: "groq/llama-3.3-70b-versatile", apiKey: Redacted.make(groqKey), routes: local(server) },
+        { OPENROUTER_API_KEY: "or-own-key" }
+      )
+      yield* server.enqueue(...Array.from({ length: 4 }, () => Reply.scripted({ text: "ok" })))
+      // The default model's route, and a request naming another model of the same route: the explicit key.
+      yield* llm.complete({ messages: [Message.user("Hi")] })
+      yield* Response.collect(llm.stream(ask("groq/llama-3.1-8b-instant")))
+      // Another route with its own key: that key, never the Groq one.
+      yield* llm.complete(ask("openrouter/anthropic/claude-3.5-sonnet"))
+      yield* Response.collect(llm.stream(ask("openrouter/anthropic/claude-3.5-sonnet")))
+      const sent = (yield* server.requests).map((
+        request
+      ) => [(request.body as any).model, request.headers.authorization])
+      expect(sent).toEqual([
+        ["llama-3.3-70b-versatile", `Bearer ${groqKey}`],
+        ["llama-3.1-8b-instant", `Bearer ${groqKey}`],
+        ["anthropic/claude-3.5-sonnet", "Bearer or-own-key"],
+        ["anthropic/claude-3.5-sonnet", "Bearer or-own-key"]
+      ])
+      // Routes with no key of their own: refused before any request, naming the route and the variable.
+      yield* server.reset
+      for (
+        const [model, prefix, variable] of [
+          ["xai/grok-3", "xai/", "XAI_API_KEY"],
+          ["openai/gpt-4o", "openai/", "OPENAI_API_KEY"],
+          ["together_ai/meta-llama/Llama-3-70b-chat-hf", "together_ai/", "TOGETHERAI_API_KEY"]
+        ] as const
+      ) {
+        const completed = yield* Effect.flip(llm.complete(ask(model)))
+        const streamed = yield* Effect.flip(Stream.runDrain(llm.stream(ask(model))))
+        for (const error of [completed, streamed]) {
+          expect(error._tag, model).toBe("InvalidRequestError")
+          expect(error.message, model).toContain(prefix)
+          expect(error.message, model).toContain(variable)
+          expect(error.message, model).not.toContain(groqKey)
+        }
+      }
+      expect(yield* server.requests).toHaveLength(0)
+      expect((yield* llm.usage).calls).toBe(4)
+    }))
+
+  it.scoped("a key-optional route (ollama) with no key of its own is reached without Authorization, never with the explicit key", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.FakeProviderServer
+      yield* server.reset
+      const llm = yield* makeLlm(
+        { defaultModel: "groq/llama", apiKey: Redacted.make("gsk-GROQ-ONLY-SECRET-5678"), routes: local(server) },
+        { OLLAMA_API_BASE: server.openaiBaseUrl }
+      )
+      yield* server.enqueue(Reply.scripted({ text: "ok" }))
+      yield* llm.complete(ask("ollama/llama3.1"))
+      const [request] = yield* server.requests
+      expect(request!.headers.authorization).toBeUndefined()
+    }))
+
+  it.scoped("base_url belongs to the default model's route too: another prefix goes to its own backend", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.FakeProviderServer
+      yield* server.reset
+      const llm = yield* makeLlm(
+        {
+          defaultModel: "litellm_proxy/claude-sonnet-4-6",
+          baseUrl: `${server.url}/proxy/v1`,
+          apiKey: Redacted.make("sk-PROXY-MASTER-KEY-91"),
+          routes: local(server)
+        },
+        { OPENROUTER_API_KEY: "or-own-key" }
+      )
+      yield* server.enqueue(
+        Reply.scripted({ text: "ok" }),
+        Reply.scripted({ text: "ok" }),
+        Reply.scripted({ text: "ok" })
+      )
+      yield* llm.complete({ messages: [Message.user("Hi")] })
+      // A bare model (unknown prefix) goes to base_url, with its key.
+      yield* llm.complete(ask("my-local-model"))
+      yield* llm.complete(ask("openrouter/x"))
+      const sent = (yield* server.requests).map((request) => [request.path, request.headers.authorization])
+      expect(sent).toEqual([
+        ["/proxy/v1/chat/completions", "Bearer sk-PROXY-MASTER-KEY-91"],
+        ["/proxy/v1/chat/completions", "Bearer sk-PROXY-MASTER-KEY-91"],
+        ["/v1/chat/completions", "Bearer or-own-key"]
+      ])
+    }))
+})
