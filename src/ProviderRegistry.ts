@@ -339,18 +339,20 @@ const litellm: Factory = (provider) => {
     const fetch = yield* Http.scopedFetch
     const base = yield* Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer)
     const owned = HttpClient.transform(base, (effect) => Effect.provideService(effect, FetchHttpClient.Fetch, fetch))
-    return yield* LiteLLM.make({
+    // The other routes' keys and base URLs come from their variables (GROQ_API_KEY, ...).
+    const options = yield* LiteLLM.readEnv({
       ...commonOptions(provider),
       apiKey: provider.apiKey,
       defaultModel: model,
       apiVersion: provider.apiVersion
-    }).pipe(Effect.provideService(HttpClient.HttpClient, owned))
+    })
+    return yield* LiteLLM.make(options).pipe(Effect.provideService(HttpClient.HttpClient, owned))
   })
 }
 
 /**
  * The built-in factories, one per provider type: `anthropic` (`Anthropic.make`), `openai`
- * (`OpenAI.make`) and `litellm` (`LiteLLM.make` over `FetchHttpClient`).
+ * (`OpenAI.make`) and `litellm` (`LiteLLM.readEnv`, then `LiteLLM.make` over `FetchHttpClient`).
  *
  * @since 0.1.0
  * @category Constructors
