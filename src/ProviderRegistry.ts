@@ -44,7 +44,7 @@ import * as Either from "effect/Either"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -302,13 +302,6 @@ const requireKey = (
     ? Effect.fail(problem(provider, "api_key", `is required for an ${provider.type} provider`))
     : Effect.succeed(provider.apiKey)
 
-const plainHeaders = (
-  headers: Readonly<Record<string, Redacted.Redacted<string>>> | undefined
-): Record<string, string> | undefined =>
-  headers === undefined
-    ? undefined
-    : Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, Redacted.value(value)]))
-
 const commonOptions = (provider: ProvidersConfig.Provider) => ({
   providerId: provider.id,
   defaultModel: provider.defaultModel,
@@ -316,7 +309,9 @@ const commonOptions = (provider: ProvidersConfig.Provider) => ({
   baseUrl: provider.baseUrl,
   timeout: provider.timeout,
   pricing: provider.pricing,
-  headers: plainHeaders(provider.headers)
+  // Kept Redacted: each provider unwraps them only into its requests, and keeps them out of spans,
+  // logs and errors.
+  headers: provider.headers
 })
 
 const litellm: Factory = (provider) => {

@@ -26,7 +26,6 @@
  *
  * @since 0.1.0
  */
-import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -45,6 +44,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Capabilities from "../Capabilities.js"
 import * as Errors from "../internal/errors.js"
+import * as Headers from "../internal/headers.js"
 import * as Chat from "../internal/openaiChat.js"
 import * as Provider from "../internal/provider.js"
 import * as Sse from "../internal/sse.js"
@@ -53,6 +53,7 @@ import * as LLM from "../LLM.js"
 import * as LLMError from "../LLMError.js"
 import type * as Pricing from "../Pricing.js"
 import type * as Response from "../Response.js"
+import * as Telemetry from "../Telemetry.js"
 
 /**
  * How one backend is reached.
@@ -226,8 +227,12 @@ export interface Options {
   readonly providerId?: string | undefined
   /** Price overrides, looked up before the built-in table. */
   readonly pricing?: Pricing.PriceTable | undefined
-  /** Extra headers sent with every request. */
-  readonly headers?: Readonly<Record<string, string>> | undefined
+  /**
+   * Extra headers sent with every request (`x-litellm-api-key`, `Ocp-Apim-Subscription-Key`, ...);
+   * a value may be `Redacted`. Every name is redacted from the `HttpClient`'s spans and every value
+   * scrubbed from errors and logs.
+   */
+  readonly headers?: Headers.Values | undefined
   /** More prefixes, or replacements for built-in ones. */
   readonly routes?: Readonly<Record<string, Route>> | undefined
   /**
@@ -255,7 +260,7 @@ export interface ResolvedOptions {
   readonly apiVersion: string
   readonly timeout: Duration.Duration
   readonly pricing: Pricing.PriceTable | undefined
-  readonly headers: Readonly<Record<string, string>>
+  readonly headers: Headers.Values
   /** The whole prefix table: the built-in routes and the `routes` option. */
   readonly routes: Readonly<Record<string, Route>>
   /** Keys by route prefix (aliases resolved). */
@@ -394,15 +399,17 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
     const { apiVersion, bases, keys, providerId, routes: table, timeout } = resolvedOptions
     const http = yield* HttpClient.HttpClient
 
-    const secrets = [...Object.values(keys), ...(options.apiKey !== undefined ? [options.apiKey] : [])]
+    const secrets = [
+      ...Object.values(keys),
+      ...(options.apiKey !== undefined ? [options.apiKey] : []),
+      ...Headers.secrets(options.headers)
+    ]
     const ctx: Errors.ErrorContext = { provider: providerId, secrets, timeout }
 
     interface Target {
       readonly resolved: Resolved
       readonly url: string
       readonly headers: Record<string, string>
-      /** The key goes in an `api-key` header, which Effect does not redact from spans by default. */
-      readonly apiKeyHeader: boolean
     }
 
     // A model's target is worked out once (a few models per provider; the cache is bounded anyway).
@@ -448,7 +455,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
       }
       const ownKey = resolved.prefix !== undefined ? keys[resolved.prefix] : undefined
       const key = atHome ? options.apiKey ?? ownKey : ownKey
-      const headers: Record<string, string> = { ...options.headers }
+      const headers: Record<string, string> = { ...Headers.plain(options.headers) }
       if (key !== undefined) {
         if (route.auth === "api-key") headers["api-key"] = Redacted.value(key)
         else headers.authorization = `Bearer ${Redacted.value(key)}`
@@ -473,7 +480,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
           encodeURIComponent(apiVersion)
         }`
         : `${trimSlash(base)}/chat/completions`
-      return { resolved, url, headers, apiKeyHeader: headers["api-key"] !== undefined }
+      return { resolved, url, headers }
     }
 
     const fromHttpError = (error: HttpClientError.HttpClientError): LLMError.LLMError => {
@@ -484,9 +491,9 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
       return Errors.fromThrown(ctx, cause ?? error)
     }
 
-    // The `api-key` header is not in Effect's default list of headers redacted from spans.
-    const withRedactedKey = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      Effect.locallyWith(effect, Headers.currentRedactedNames, (names) => [...names, "api-key"])
+    // Effect redacts only a few header names from the HttpClient's span (`authorization`, ...):
+    // Azure's `api-key` and every configured header are added to them.
+    const withRedactedHeaders = Telemetry.withRedactedHeaders(["api-key", ...Headers.names(options.headers)])
 
     // Every request is sent in a scope of ours (`HttpClient.withScope`): closing it aborts the
     // request and closes its socket. That is how the watchdog ends a call past its timeout, and
@@ -512,7 +519,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
           HttpClientRequest.bodyUnsafeJson(body)
         )
       )
-      return (t.apiKeyHeader ? withRedactedKey(sent) : sent).pipe(
+      return withRedactedHeaders(sent).pipe(
         Scope.extend(scope),
         Effect.mapError(fromHttpError),
         Effect.flatMap((response) =>
