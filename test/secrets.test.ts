@@ -382,3 +382,59 @@ layer(FakeProviderServer.layer())("secrets", (it) => {
       for (const failure of failures) expectNoSecret("a failed call's exit", shown(failure))
     }))
 })
+
+layer(FakeProviderServer.layer())("an agent naming another prefix", (it) => {
+  it.scoped("gets that route's own key, or is refused before any request; never the provider's api_key", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.FakeProviderServer
+      yield* server.reset
+      const groqKey = "gsk-REGISTRY-GROQ-SECRET-31"
+      const env = ConfigProvider.fromMap(
+        new Map([
+          ["FAKE_URL", server.url],
+          ["GROQ_KEY", groqKey],
+          ["OPENAI_API_KEY", "sk-openai-own-key"],
+          ["OPENAI_API_BASE", server.openaiBaseUrl],
+          ["OLLAMA_API_BASE", server.openaiBaseUrl]
+        ])
+      )
+      const yaml = [
+        "providers:",
+        "  fast:",
+        "    type: litellm",
+        "    api_key: ${GROQ_KEY}",
+        "    default_model: groq/llama-3.3-70b-versatile",
+        "    base_url: ${FAKE_URL}/groq/v1",
+        "agents:",
+        "  writer: { provider: fast }",
+        "  gpt: { provider: fast, model: openai/gpt-4o }",
+        "  local: { provider: fast, model: ollama/llama3.1 }",
+        "  router: { provider: fast, model: openrouter/anthropic/claude-3.5-sonnet }",
+        ""
+      ].join("\n")
+      const config = yield* ProvidersConfig.parse(yaml, "agents.yaml").pipe(Effect.withConfigProvider(env))
+      const refused = yield* Effect.gen(function*() {
+        yield* server.enqueue(
+          Reply.scripted({ text: "ok" }),
+          Reply.scripted({ text: "ok" }),
+          Reply.scripted({ text: "ok" })
+        )
+        for (const agent of ["writer", "gpt", "local"]) {
+          const llm = yield* ProviderRegistry.getForAgent(agent)
+          yield* llm.complete({ messages: [Message.user("Hi")] })
+        }
+        const router = yield* ProviderRegistry.getForAgent("router")
+        return yield* Effect.flip(router.complete({ messages: [Message.user("Hi")] }))
+      }).pipe(Effect.provide(ProviderRegistry.layerFromConfig(config)), Effect.withConfigProvider(env))
+      const sent = (yield* server.requests).map((request) => [request.path, request.headers.authorization])
+      expect(sent).toEqual([
+        ["/groq/v1/chat/completions", `Bearer ${groqKey}`],
+        ["/v1/chat/completions", "Bearer sk-openai-own-key"],
+        ["/v1/chat/completions", undefined]
+      ])
+      expect(refused._tag).toBe("InvalidRequestError")
+      expect(refused.message).toContain("openrouter/")
+      expect(refused.message).toContain("OPENROUTER_API_KEY")
+      expect(shown(refused)).not.toContain(groqKey)
+    }))
+})
