@@ -43,7 +43,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -304,13 +304,6 @@ const requireKey = (
     ? Effect.fail(problem(provider, "api_key", `is required for an ${provider.type} provider`))
     : Effect.succeed(provider.apiKey)
 
-const plainHeaders = (
-  headers: Readonly<Record<string, Redacted.Redacted<string>>> | undefined
-): Record<string, string> | undefined =>
-  headers === undefined
-    ? undefined
-    : Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, Redacted.value(value)]))
-
 const commonOptions = (provider: ProvidersConfig.Provider) => ({
   providerId: provider.id,
   defaultModel: provider.defaultModel,
@@ -318,7 +311,9 @@ const commonOptions = (provider: ProvidersConfig.Provider) => ({
   baseUrl: provider.baseUrl,
   timeout: provider.timeout,
   pricing: provider.pricing,
-  headers: plainHeaders(provider.headers)
+  // Kept Redacted: each provider unwraps them only into its requests, and keeps them out of spans,
+  // logs and errors.
+  headers: provider.headers
 })
 
 const litellm: Factory = (provider) => {
@@ -341,18 +336,20 @@ const litellm: Factory = (provider) => {
     const fetch = yield* Http.scopedFetch
     const base = yield* Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer)
     const owned = HttpClient.transform(base, (effect) => Effect.provideService(effect, FetchHttpClient.Fetch, fetch))
-    return yield* LiteLLM.make({
+    // The other routes' keys and base URLs come from their variables (GROQ_API_KEY, ...).
+    const options = yield* LiteLLM.readEnv({
       ...commonOptions(provider),
       apiKey: provider.apiKey,
       defaultModel: model,
       apiVersion: provider.apiVersion
-    }).pipe(Effect.provideService(HttpClient.HttpClient, owned))
+    })
+    return yield* LiteLLM.make(options).pipe(Effect.provideService(HttpClient.HttpClient, owned))
   })
 }
 
 /**
  * The built-in factories, one per provider type: `anthropic` (`Anthropic.make`), `openai`
- * (`OpenAI.make`) and `litellm` (`LiteLLM.make` over `FetchHttpClient`).
+ * (`OpenAI.make`) and `litellm` (`LiteLLM.readEnv`, then `LiteLLM.make` over `FetchHttpClient`).
  *
  * @since 0.1.0
  * @category Constructors

@@ -14,7 +14,9 @@
  *   debug line per call, a warning per failure, a warning per unpriced model.
  *
  * Prompts and completions are not recorded unless asked for, with {@link recordContent}
- * ({@link withRecordContent}, {@link layerRecordContent}). An API key never is.
+ * ({@link withRecordContent}, {@link layerRecordContent}). An API key never is, nor the value of
+ * any configured extra header: the providers scrub them from errors, and redact every configured
+ * header name from `@effect/platform`'s `HttpClient` spans ({@link withRedactedHeaders}).
  *
  * Export spans and metrics with `@effect/opentelemetry` (see `docs/observability.md`), or read the
  * metrics in process with `Metric.value` / `Metric.snapshot`.
@@ -36,6 +38,7 @@
  *
  * @since 0.1.0
  */
+import * as Headers from "@effect/platform/Headers"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
@@ -90,6 +93,40 @@ export const layerRecordContent = (enabled: boolean = true): Layer.Layer<never> 
 // -----------------------------------------------------------------------------
 // Spans
 // -----------------------------------------------------------------------------
+
+/**
+ * Runs an effect with more request header names redacted from `@effect/platform`'s `HttpClient`
+ * spans (`http.request.header.<name>` shows `<redacted>`), on top of the ones redacted already
+ * (`Headers.currentRedactedNames`: `authorization`, `cookie`, `set-cookie`, `x-api-key` by default).
+ * Names are compared case-insensitively. The LiteLLM provider applies it with `api-key` and every
+ * configured extra header; a provider written on `LLM.make` over `HttpClient` should too.
+ *
+ * @example
+ * import { HttpClient, HttpClientRequest } from "@effect/platform"
+ * import { Effect } from "effect"
+ * import { Telemetry } from "@orchestify/providers"
+ *
+ * const sent = Effect.flatMap(HttpClient.HttpClient, (client) =>
+ *   client.execute(HttpClientRequest.get("https://gateway.example/v1/models").pipe(
+ *     HttpClientRequest.setHeader("Ocp-Apim-Subscription-Key", "...")
+ *   ))
+ * ).pipe(Telemetry.withRedactedHeaders(["Ocp-Apim-Subscription-Key"]))
+ *
+ * @since 0.1.0
+ * @category Spans
+ */
+export const withRedactedHeaders: {
+  (names: Iterable<string>): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, names: Iterable<string>): Effect.Effect<A, E, R>
+} = dual(
+  2,
+  <A, E, R>(self: Effect.Effect<A, E, R>, names: Iterable<string>): Effect.Effect<A, E, R> => {
+    const added = [...names].map((name) => name.toLowerCase())
+    return added.length === 0
+      ? self
+      : Effect.locallyWith(self, Headers.currentRedactedNames, (current) => [...current, ...added])
+  }
+)
 
 /**
  * The names of the spans.

@@ -29,6 +29,7 @@ import type * as Scope from "effect/Scope"
 import * as Capabilities from "../Capabilities.js"
 import * as Wire from "../internal/anthropicMessages.js"
 import type * as Errors from "../internal/errors.js"
+import * as Headers from "../internal/headers.js"
 import * as Http from "../internal/http.js"
 import * as Provider from "../internal/provider.js"
 import * as Sdk from "../internal/sdk.js"
@@ -57,8 +58,11 @@ export interface Options {
   readonly providerId?: string | undefined
   /** Price overrides, looked up before the built-in table. */
   readonly pricing?: Pricing.PriceTable | undefined
-  /** Extra headers sent with every request (for example `anthropic-beta`). */
-  readonly headers?: Readonly<Record<string, string>> | undefined
+  /**
+   * Extra headers sent with every request (for example `anthropic-beta`); a value may be
+   * `Redacted`. No value ever appears in an error, a span or a log line.
+   */
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
 }
 
 /**
@@ -81,7 +85,11 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
   Effect.gen(function*() {
     const providerId = options.providerId ?? "anthropic"
     const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
-    const ctx: Errors.ErrorContext = { provider: providerId, secrets: [options.apiKey], timeout }
+    const ctx: Errors.ErrorContext = {
+      provider: providerId,
+      secrets: [options.apiKey, ...Headers.secrets(options.headers)],
+      timeout
+    }
     const fetch = yield* Http.scopedFetch
     const client = new AnthropicClient({
       fetch,
@@ -90,7 +98,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       timeout: Sdk.sdkTimeoutMillis(timeout),
       // Explicit, so the SDK never reads ANTHROPIC_BASE_URL from process.env behind Effect's Config.
       baseURL: options.baseUrl ?? "https://api.anthropic.com",
-      ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
+      ...(options.headers !== undefined ? { defaultHeaders: Headers.plain(options.headers) } : {})
     })
     const call: Sdk.Call = { ctx, watchdog: yield* Watchdog.make(timeout), requestIdHeaders: ["request-id"] }
     const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Sdk.sdkTimeoutMillis(timeout) })

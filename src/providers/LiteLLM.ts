@@ -7,15 +7,18 @@
  * a bare model name with a `baseUrl` for any other compatible server.
  *
  * The prefix table ({@link routes}) is data: each route knows its default base URL, its auth
- * header and the variable its API key is read from (through Effect's `ConfigProvider`).
+ * header and the variable its API key is read from. `layerConfig` reads those variables (through
+ * Effect's `ConfigProvider`) and hands them to `make`, which reads nothing itself. A key is sent
+ * only to its own route: the `apiKey` option to the default model's route, the others' from
+ * `keys` (their variables); a route with no key is refused before any request.
  *
  * @example
  * import { FetchHttpClient } from "@effect/platform"
- * import { Effect, Layer } from "effect"
+ * import { Config, Effect, Layer } from "effect"
  * import { LiteLLM, LLM, Message } from "@orchestify/providers"
  *
- * // GROQ_API_KEY is read through the ConfigProvider
- * const Groq = LiteLLM.layer({ defaultModel: "groq/llama-3.3-70b-versatile" }).pipe(
+ * // GROQ_API_KEY (and every other route's variable) is read through the ConfigProvider
+ * const Groq = LiteLLM.layerConfig({ defaultModel: Config.succeed("groq/llama-3.3-70b-versatile") }).pipe(
  *   Layer.provide(FetchHttpClient.layer)
  * )
  *
@@ -23,13 +26,13 @@
  *
  * @since 0.1.0
  */
-import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -41,6 +44,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Capabilities from "../Capabilities.js"
 import * as Errors from "../internal/errors.js"
+import * as Headers from "../internal/headers.js"
 import * as Chat from "../internal/openaiChat.js"
 import * as Provider from "../internal/provider.js"
 import * as Sse from "../internal/sse.js"
@@ -49,6 +53,7 @@ import * as LLM from "../LLM.js"
 import * as LLMError from "../LLMError.js"
 import type * as Pricing from "../Pricing.js"
 import type * as Response from "../Response.js"
+import * as Telemetry from "../Telemetry.js"
 
 /**
  * How one backend is reached.
@@ -192,21 +197,29 @@ const bareRoute: Route = {
 }
 
 /**
- * Options of the LiteLLM provider.
+ * Options of the LiteLLM provider. `make` and `layer` read nothing from the environment: what they
+ * are not given, they do not have. `layerConfig` (or {@link readEnv}) fills `keys`, `bases` and
+ * `apiVersion` from the routes' variables.
  *
  * @since 0.1.0
  * @category Models
  */
 export interface Options {
-  /** Overrides the key read from the route's variable (e.g. `GROQ_API_KEY`). */
+  /**
+   * The key of the default model's backend: sent only to the default model's route (and to
+   * `baseUrl`, bare models included), never to another prefix's vendor. Wins over `keys`.
+   */
   readonly apiKey?: Redacted.Redacted<string> | undefined
   /** A model with a prefix (`"groq/llama-3.3-70b-versatile"`), or a bare name with `baseUrl`. */
   readonly defaultModel: string
   /** Default `max_tokens` when a request sets none. Default 4096. */
   readonly maxTokens?: number | undefined
-  /** Overrides the route's base URL (for Azure: `https://<resource>.openai.azure.com`). */
+  /**
+   * The base URL of the default model's route (for Azure: `https://<resource>.openai.azure.com`),
+   * which also receives bare model names. Other routes keep their own (`bases`, or the default).
+   */
   readonly baseUrl?: string | undefined
-  /** Azure `api-version`. Default: `AZURE_API_VERSION`, else `"2024-10-21"`. */
+  /** Azure `api-version`. Default `"2024-10-21"` (`layerConfig`: `AZURE_API_VERSION` first). */
   readonly apiVersion?: string | undefined
   /** Wait for the reply's headers, and at most this long between two reads of its body. Default 10 minutes. */
   readonly timeout?: Duration.DurationInput | undefined
@@ -214,11 +227,68 @@ export interface Options {
   readonly providerId?: string | undefined
   /** Price overrides, looked up before the built-in table. */
   readonly pricing?: Pricing.PriceTable | undefined
-  /** Extra headers sent with every request. */
-  readonly headers?: Readonly<Record<string, string>> | undefined
+  /**
+   * Extra headers sent with every request (`x-litellm-api-key`, `Ocp-Apim-Subscription-Key`, ...);
+   * a value may be `Redacted`. Every name is redacted from the `HttpClient`'s spans and every value
+   * scrubbed from errors and logs.
+   */
+  readonly headers?: Headers.Values | undefined
   /** More prefixes, or replacements for built-in ones. */
   readonly routes?: Readonly<Record<string, Route>> | undefined
+  /**
+   * API keys by route prefix (`{ groq: Redacted.make("gsk_..."), openrouter: ... }`): each is sent
+   * only to its route. A route with a key variable and no key is refused before any request
+   * (unless it is the default model's route, or `keyOptional`).
+   */
+  readonly keys?: Readonly<Record<string, Redacted.Redacted<string>>> | undefined
+  /** Base URLs by route prefix, in place of the route's default (`{ hosted_vllm: "http://gpu:8000/v1" }`). */
+  readonly bases?: Readonly<Record<string, string>> | undefined
 }
+
+/**
+ * The options a LiteLLM provider runs with, defaults applied (see {@link Options}).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ResolvedOptions {
+  readonly providerId: string
+  readonly defaultModel: string
+  readonly maxTokens: number
+  readonly apiKey: Redacted.Redacted<string> | undefined
+  readonly baseUrl: string | undefined
+  readonly apiVersion: string
+  readonly timeout: Duration.Duration
+  readonly pricing: Pricing.PriceTable | undefined
+  readonly headers: Headers.Values
+  /** The whole prefix table: the built-in routes and the `routes` option. */
+  readonly routes: Readonly<Record<string, Route>>
+  /** Keys by route prefix (aliases resolved). */
+  readonly keys: Readonly<Record<string, Redacted.Redacted<string>>>
+  /** Base URLs by route prefix (aliases resolved). */
+  readonly bases: Readonly<Record<string, string>>
+}
+
+/**
+ * The LiteLLM provider: the `LLM` service it offers, the `HttpClient` it sends with, and the
+ * options it runs with.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Service extends LLM.Service {
+  readonly client: HttpClient.HttpClient
+  readonly options: ResolvedOptions
+}
+
+/**
+ * The LiteLLM provider's own tag. `layer` and `layerConfig` provide it and `LLM.LLM`, both the same
+ * service.
+ *
+ * @since 0.1.0
+ * @category Tags
+ */
+export class LiteLLM extends Context.Tag("@orchestify/providers/LiteLLM")<LiteLLM, Service>() {}
 
 /**
  * A model resolved to its backend.
@@ -263,44 +333,83 @@ const trimSlash = (url: string) => url.endsWith("/") ? url.slice(0, -1) : url
 const optionalConfig = <A>(config: Config.Config<A>): Effect.Effect<Option.Option<A>> =>
   Config.option(config).pipe(Effect.orElseSucceed(() => Option.none<A>()))
 
+const byPrefix = <A>(record: Readonly<Record<string, A>> | undefined): Record<string, A> =>
+  Object.fromEntries(Object.entries(record ?? {}).map(([prefix, value]) => [aliases[prefix] ?? prefix, value]))
+
 /**
- * Builds the LiteLLM `LLM` service. Needs an `HttpClient` (`FetchHttpClient.layer`, or
+ * Fills options with what the routes' variables hold, read through Effect's `ConfigProvider`:
+ * each route's key (`GROQ_API_KEY`, ... as a `Redacted`) into `keys`, its base URL
+ * (`AZURE_API_BASE`, ...) into `bases`, and `AZURE_API_VERSION` into `apiVersion`. What the options
+ * already set wins. `layerConfig` uses it; so does the registry.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const readEnv = (options: Options): Effect.Effect<Options> =>
+  Effect.gen(function*() {
+    const table: Readonly<Record<string, Route>> = { ...routes, ...options.routes }
+    const keys: Record<string, Redacted.Redacted<string>> = {}
+    const bases: Record<string, string> = {}
+    for (const [prefix, route] of Object.entries(table)) {
+      if (route.apiKeyEnv !== undefined) {
+        const key = yield* optionalConfig(Config.redacted(route.apiKeyEnv))
+        if (Option.isSome(key)) keys[prefix] = key.value
+      }
+      if (route.baseUrlEnv !== undefined) {
+        const base = yield* optionalConfig(Config.string(route.baseUrlEnv))
+        if (Option.isSome(base)) bases[prefix] = base.value
+      }
+    }
+    const apiVersion = options.apiVersion ??
+      Option.getOrUndefined(yield* optionalConfig(Config.string("AZURE_API_VERSION")))
+    return {
+      ...options,
+      keys: { ...keys, ...byPrefix(options.keys) },
+      bases: { ...bases, ...byPrefix(options.bases) },
+      ...(apiVersion !== undefined ? { apiVersion } : {})
+    }
+  })
+
+const resolveOptions = (options: Options): ResolvedOptions => ({
+  providerId: options.providerId ?? "litellm",
+  defaultModel: options.defaultModel,
+  maxTokens: options.maxTokens ?? 4096,
+  apiKey: options.apiKey,
+  baseUrl: options.baseUrl,
+  apiVersion: options.apiVersion ?? "2024-10-21",
+  timeout: Duration.decode(options.timeout ?? Duration.minutes(10)),
+  pricing: options.pricing,
+  headers: { ...options.headers },
+  routes: { ...routes, ...options.routes },
+  keys: byPrefix(options.keys),
+  bases: byPrefix(options.bases)
+})
+
+/**
+ * Builds the LiteLLM provider from its options alone (it reads no environment: see
+ * {@link readEnv} and {@link layerConfig}). Needs an `HttpClient` (`FetchHttpClient.layer`, or
  * `NodeHttpClient` from `@effect/platform-node`).
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.Scope | HttpClient.HttpClient> =>
+export const make = (options: Options): Effect.Effect<Service, never, Scope.Scope | HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    const providerId = options.providerId ?? "litellm"
-    const table: Readonly<Record<string, Route>> = { ...routes, ...options.routes }
-    const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
+    const resolvedOptions = resolveOptions(options)
+    const { apiVersion, bases, keys, providerId, routes: table, timeout } = resolvedOptions
     const http = yield* HttpClient.HttpClient
 
-    // Keys and base URLs are read once, through the ConfigProvider; keys stay Redacted.
-    const keys = new Map<string, Redacted.Redacted<string>>()
-    const bases = new Map<string, string>()
-    for (const route of Object.values(table)) {
-      if (route.apiKeyEnv !== undefined && !keys.has(route.apiKeyEnv)) {
-        const key = yield* optionalConfig(Config.redacted(route.apiKeyEnv))
-        if (Option.isSome(key)) keys.set(route.apiKeyEnv, key.value)
-      }
-      if (route.baseUrlEnv !== undefined && !bases.has(route.baseUrlEnv)) {
-        const base = yield* optionalConfig(Config.string(route.baseUrlEnv))
-        if (Option.isSome(base)) bases.set(route.baseUrlEnv, base.value)
-      }
-    }
-    const apiVersion = options.apiVersion ??
-      Option.getOrElse(yield* optionalConfig(Config.string("AZURE_API_VERSION")), () => "2024-10-21")
-    const secrets = [...keys.values(), ...(options.apiKey !== undefined ? [options.apiKey] : [])]
+    const secrets = [
+      ...Object.values(keys),
+      ...(options.apiKey !== undefined ? [options.apiKey] : []),
+      ...Headers.secrets(options.headers)
+    ]
     const ctx: Errors.ErrorContext = { provider: providerId, secrets, timeout }
 
     interface Target {
       readonly resolved: Resolved
       readonly url: string
       readonly headers: Record<string, string>
-      /** The key goes in an `api-key` header, which Effect does not redact from spans by default. */
-      readonly apiKeyHeader: boolean
     }
 
     // A model's target is worked out once (a few models per provider; the cache is bounded anyway).
@@ -333,7 +442,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       // bare model sent to `baseUrl`). Every other route has its own base and key, so a key is never
       // sent to another vendor.
       const atHome = resolved.prefix === undefined || (home !== undefined && resolved.prefix === home.prefix)
-      const ownBase = route.baseUrlEnv !== undefined ? bases.get(route.baseUrlEnv) : undefined
+      const ownBase = resolved.prefix !== undefined ? bases[resolved.prefix] : undefined
       const base = atHome ? options.baseUrl ?? ownBase ?? route.baseUrl : ownBase ?? route.baseUrl
       if (base === undefined) {
         const where = [...(atHome ? ["base_url"] : []), ...(route.baseUrlEnv !== undefined ? [route.baseUrlEnv] : [])]
@@ -344,9 +453,9 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
           }`
         })
       }
-      const ownKey = route.apiKeyEnv !== undefined ? keys.get(route.apiKeyEnv) : undefined
+      const ownKey = resolved.prefix !== undefined ? keys[resolved.prefix] : undefined
       const key = atHome ? options.apiKey ?? ownKey : ownKey
-      const headers: Record<string, string> = { ...options.headers }
+      const headers: Record<string, string> = { ...Headers.plain(options.headers) }
       if (key !== undefined) {
         if (route.auth === "api-key") headers["api-key"] = Redacted.value(key)
         else headers.authorization = `Bearer ${Redacted.value(key)}`
@@ -371,7 +480,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
           encodeURIComponent(apiVersion)
         }`
         : `${trimSlash(base)}/chat/completions`
-      return { resolved, url, headers, apiKeyHeader: headers["api-key"] !== undefined }
+      return { resolved, url, headers }
     }
 
     const fromHttpError = (error: HttpClientError.HttpClientError): LLMError.LLMError => {
@@ -382,9 +491,9 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       return Errors.fromThrown(ctx, cause ?? error)
     }
 
-    // The `api-key` header is not in Effect's default list of headers redacted from spans.
-    const withRedactedKey = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      Effect.locallyWith(effect, Headers.currentRedactedNames, (names) => [...names, "api-key"])
+    // Effect redacts only a few header names from the HttpClient's span (`authorization`, ...):
+    // Azure's `api-key` and every configured header are added to them.
+    const withRedactedHeaders = Telemetry.withRedactedHeaders(["api-key", ...Headers.names(options.headers)])
 
     // Every request is sent in a scope of ours (`HttpClient.withScope`): closing it aborts the
     // request and closes its socket. That is how the watchdog ends a call past its timeout, and
@@ -410,7 +519,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
           HttpClientRequest.bodyUnsafeJson(body)
         )
       )
-      return (t.apiKeyHeader ? withRedactedKey(sent) : sent).pipe(
+      return withRedactedHeaders(sent).pipe(
         Scope.extend(scope),
         Effect.mapError(fromHttpError),
         Effect.flatMap((response) =>
@@ -515,11 +624,11 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         })
       }))
 
-    return yield* Provider.make({
+    const llm = yield* Provider.make({
       providerId,
       providerType: "litellm",
       defaultModel: options.defaultModel,
-      defaultMaxTokens: options.maxTokens ?? 4096,
+      defaultMaxTokens: resolvedOptions.maxTokens,
       capabilities: Capabilities.forModel,
       pricing: options.pricing,
       validate: (request) => {
@@ -529,24 +638,42 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       complete,
       stream
     })
+    return { ...llm, client: http, options: resolvedOptions } satisfies Service
   })
 
+const layerOf = <E, R>(
+  made: Effect.Effect<Service, E, R>
+): Layer.Layer<LiteLLM | LLM.LLM, E, Exclude<R, Scope.Scope>> =>
+  Layer.scopedContext(Effect.map(made, (service) => Context.make(LiteLLM, service).pipe(Context.add(LLM.LLM, service))))
+
 /**
- * The LiteLLM provider as a layer of `LLM`; needs an `HttpClient`.
+ * The LiteLLM provider as a layer of `LiteLLM` and `LLM` (one service), from its options alone
+ * (no environment is read); needs an `HttpClient`.
  *
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options): Layer.Layer<LLM.LLM, never, HttpClient.HttpClient> =>
-  Layer.scoped(LLM.LLM, make(options))
+export const layer = (options: Options): Layer.Layer<LiteLLM | LLM.LLM, never, HttpClient.HttpClient> =>
+  layerOf(make(options))
 
 /**
- * The LiteLLM provider with its options read from `Config`.
+ * The LiteLLM provider with its options read from `Config`, and the routes' keys, base URLs and
+ * Azure api-version from their variables ({@link readEnv}); provides `LiteLLM` and `LLM`.
+ *
+ * @example
+ * import { FetchHttpClient } from "@effect/platform"
+ * import { Config, Layer } from "effect"
+ * import { LiteLLM } from "@orchestify/providers"
+ *
+ * // GROQ_API_KEY (and every other route's key) is read through the ConfigProvider
+ * const Groq = LiteLLM.layerConfig({ defaultModel: Config.succeed("groq/llama-3.3-70b-versatile") }).pipe(
+ *   Layer.provide(FetchHttpClient.layer)
+ * )
  *
  * @since 0.1.0
  * @category Layers
  */
 export const layerConfig = (
   config: Config.Config.Wrap<Options>
-): Layer.Layer<LLM.LLM, ConfigError.ConfigError, HttpClient.HttpClient> =>
-  Layer.scoped(LLM.LLM, Effect.flatMap(Config.unwrap(config), make))
+): Layer.Layer<LiteLLM | LLM.LLM, ConfigError.ConfigError, HttpClient.HttpClient> =>
+  layerOf(Config.unwrap(config).pipe(Effect.flatMap(readEnv), Effect.flatMap(make)))

@@ -26,6 +26,7 @@ import type * as Scope from "effect/Scope"
 import OpenAIClient from "openai"
 import * as Capabilities from "../Capabilities.js"
 import type * as Errors from "../internal/errors.js"
+import * as Headers from "../internal/headers.js"
 import * as Http from "../internal/http.js"
 import * as Chat from "../internal/openaiChat.js"
 import * as Provider from "../internal/provider.js"
@@ -57,8 +58,11 @@ export interface Options {
   readonly project?: string | undefined
   /** Price overrides, looked up before the built-in table. */
   readonly pricing?: Pricing.PriceTable | undefined
-  /** Extra headers sent with every request. */
-  readonly headers?: Readonly<Record<string, string>> | undefined
+  /**
+   * Extra headers sent with every request; a value may be `Redacted`. No value ever appears in an
+   * error, a span or a log line.
+   */
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
 }
 
 /**
@@ -92,7 +96,11 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
   Effect.gen(function*() {
     const providerId = options.providerId ?? "openai"
     const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
-    const ctx: Errors.ErrorContext = { provider: providerId, secrets: [options.apiKey], timeout }
+    const ctx: Errors.ErrorContext = {
+      provider: providerId,
+      secrets: [options.apiKey, ...Headers.secrets(options.headers)],
+      timeout
+    }
     const fetch = yield* Http.scopedFetch
     const client = new Client({
       fetch,
@@ -104,7 +112,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       baseURL: options.baseUrl ?? "https://api.openai.com/v1",
       organization: options.organization ?? null,
       project: options.project ?? null,
-      ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
+      ...(options.headers !== undefined ? { defaultHeaders: Headers.plain(options.headers) } : {})
     })
     const call: Sdk.Call = {
       ctx,

@@ -3,11 +3,14 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { describe, expect, it, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import * as LLM from "../../src/LLM.js"
 import * as Message from "../../src/Message.js"
 import * as LiteLLM from "../../src/providers/LiteLLM.js"
 import * as Response from "../../src/Response.js"
@@ -16,8 +19,11 @@ import { conformance } from "./conformance.js"
 
 const { Reply, SseItem } = FakeProviderServer
 
+// Built through layerConfig, which reads the routes' variables from `env` and hands them to `make`.
 const makeLlm = (options: LiteLLM.Options, env: Record<string, string> = {}) =>
-  LiteLLM.make(options).pipe(
+  Layer.build(LiteLLM.layerConfig(Config.succeed(options))).pipe(
+    Effect.map(Context.get(LiteLLM.LiteLLM)),
+    Effect.orDie,
     Effect.provide(FetchHttpClient.layer),
     Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
   )
@@ -402,5 +408,78 @@ layer(FakeProviderServer.layer())("LiteLLM keys stay with their route", (it) => 
         ["/proxy/v1/chat/completions", "Bearer sk-PROXY-MASTER-KEY-91"],
         ["/v1/chat/completions", "Bearer or-own-key"]
       ])
+    }))
+})
+
+layer(FakeProviderServer.layer())("LiteLLM make, layer and layerConfig", (it) => {
+  const env = (vars: Record<string, string>) => ConfigProvider.fromMap(new Map(Object.entries(vars)))
+  const groqHere = (server: FakeProviderServer.Service) => ({
+    groq: { ...LiteLLM.routes.groq!, baseUrl: server.openaiBaseUrl }
+  })
+
+  it.scoped("make is pure: it reads no environment, only the keys and bases it is given", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.FakeProviderServer
+      yield* server.reset
+      const vars = { GROQ_API_KEY: "env-groq-key", AZURE_API_KEY: "env-azure-key", AZURE_API_BASE: server.url }
+      const groq = yield* LiteLLM.make({ defaultModel: "groq/llama", routes: groqHere(server) }).pipe(
+        Effect.provide(FetchHttpClient.layer),
+        Effect.withConfigProvider(env(vars))
+      )
+      const azure = yield* LiteLLM.make({
+        defaultModel: "azure/dep",
+        keys: { azure: Redacted.make("given-azure-key") },
+        bases: { azure: server.url }
+      }).pipe(Effect.provide(FetchHttpClient.layer), Effect.withConfigProvider(env(vars)))
+      yield* server.enqueue(Reply.scripted({ text: "ok" }), Reply.scripted({ text: "ok" }))
+      yield* groq.complete({ messages: [Message.user("Hi")] })
+      yield* azure.complete({ messages: [Message.user("Hi")] })
+      const [toGroq, toAzure] = yield* server.requests
+      expect(toGroq!.headers.authorization).toBeUndefined()
+      expect(toAzure!.path).toBe("/openai/deployments/dep/chat/completions")
+      expect(toAzure!.query["api-version"]).toBe("2024-10-21")
+      expect(toAzure!.headers["api-key"]).toBe("given-azure-key")
+    }))
+
+  it.scoped("layerConfig reads route keys, bases and api-version; it and layer provide LiteLLM.LiteLLM and LLM.LLM, one service", () =>
+    Effect.gen(function*() {
+      const server = yield* FakeProviderServer.FakeProviderServer
+      yield* server.reset
+      const context = yield* Layer.build(
+        LiteLLM.layerConfig({
+          defaultModel: Config.succeed("groq/llama"),
+          routes: Config.succeed(groqHere(server))
+        })
+      ).pipe(
+        Effect.provide(FetchHttpClient.layer),
+        Effect.withConfigProvider(env({
+          GROQ_API_KEY: "env-groq-key",
+          AZURE_API_BASE: server.url,
+          AZURE_API_VERSION: "2025-01-01-preview"
+        }))
+      )
+      const litellm = Context.get(context, LiteLLM.LiteLLM)
+      const llm = Context.get(context, LLM.LLM)
+      expect(litellm.options.defaultModel).toBe("groq/llama")
+      expect(litellm.options.apiVersion).toBe("2025-01-01-preview")
+      expect(litellm.options.bases.azure).toBe(server.url)
+      const groqKey = litellm.options.keys.groq
+      expect(Redacted.isRedacted(groqKey)).toBe(true)
+      expect(Redacted.value(groqKey!)).toBe("env-groq-key")
+      expect(litellm.client).toBeDefined()
+      yield* server.enqueue(Reply.scripted({ text: "ok" }))
+      yield* llm.complete({ messages: [Message.user("Hi")] })
+      const [request] = yield* server.requests
+      expect(request!.headers.authorization).toBe("Bearer env-groq-key")
+      // One service behind both tags: the call counts in the LiteLLM tag's usage.
+      expect((yield* litellm.usage).calls).toBe(1)
+      expect(llm.providerId).toBe(litellm.providerId)
+
+      const plain = yield* Layer.build(LiteLLM.layer({ defaultModel: "ollama/llama3.1", providerId: "local" })).pipe(
+        Effect.provide(FetchHttpClient.layer)
+      )
+      expect(Context.get(plain, LiteLLM.LiteLLM).options.providerId).toBe("local")
+      expect(Context.get(plain, LLM.LLM).providerId).toBe("local")
+      expect(Context.get(plain, LiteLLM.LiteLLM).options.keys).toEqual({})
     }))
 })
