@@ -34,8 +34,14 @@ const common = {
 export const RateLimitHeaders = Schema.Record({ key: Schema.String, value: Schema.String })
 
 /**
+ * The provider's own verdict on retrying (its `x-should-retry: false`), when it gave one: an
+ * error of a retryable kind that it says will not succeed again is not retryable.
+ */
+const retryable = Schema.optional(Schema.Boolean)
+
+/**
  * A 429 rate limit. `retryAfter` comes from `retry-after-ms`, else `retry-after` (seconds or an
- * HTTP date).
+ * HTTP date). Retryable, unless the provider said not to retry (`retryable: false`).
  *
  * @since 0.1.0
  * @category Errors
@@ -43,11 +49,12 @@ export const RateLimitHeaders = Schema.Record({ key: Schema.String, value: Schem
 export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLimitError", {
   ...common,
   retryAfter: Schema.Option(Schema.Duration),
-  rateLimits: Schema.optional(RateLimitHeaders)
+  rateLimits: Schema.optional(RateLimitHeaders),
+  retryable
 }) {
   /** @since 0.1.0 */
   get isRetryable(): boolean {
-    return true
+    return this.retryable ?? true
   }
 }
 
@@ -66,16 +73,23 @@ export class QuotaExceededError extends Schema.TaggedError<QuotaExceededError>()
 
 /**
  * The provider is failing or overloaded (500, 502, 503, 504, 529, an `error` event mid-stream).
+ * `retryAfter` is the wait it asked for (`retry-after-ms` / `retry-after` on a 503 or 529).
+ * Retryable, unless the provider said not to retry (`x-should-retry: false`) or the stream's error
+ * event was of a kind nothing is known about (`retryable: false`).
  *
  * @since 0.1.0
  * @category Errors
  */
 export class ProviderUnavailableError
-  extends Schema.TaggedError<ProviderUnavailableError>()("ProviderUnavailableError", common)
+  extends Schema.TaggedError<ProviderUnavailableError>()("ProviderUnavailableError", {
+    ...common,
+    retryAfter: Schema.optional(Schema.Duration),
+    retryable
+  })
 {
   /** @since 0.1.0 */
   get isRetryable(): boolean {
-    return true
+    return this.retryable ?? true
   }
 }
 
@@ -100,11 +114,12 @@ export class ConnectionError extends Schema.TaggedError<ConnectionError>()("Conn
  */
 export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
   ...common,
-  timeout: Schema.optional(Schema.Duration)
+  timeout: Schema.optional(Schema.Duration),
+  retryable
 }) {
   /** @since 0.1.0 */
   get isRetryable(): boolean {
-    return true
+    return this.retryable ?? true
   }
 }
 
@@ -289,6 +304,8 @@ export const retryAfter = (error: LLMError): Option.Option<Duration.Duration> =>
       return error.retryAfter
     case "CircuitOpenError":
       return Option.some(error.retryAfter)
+    case "ProviderUnavailableError":
+      return Option.fromNullable(error.retryAfter)
     default:
       return Option.none()
   }

@@ -81,7 +81,12 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
   Effect.gen(function*() {
     const providerId = options.providerId ?? "anthropic"
     const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
-    const ctx: Errors.ErrorContext = { provider: providerId, secrets: [options.apiKey], timeout }
+    const ctx: Errors.ErrorContext = {
+      provider: providerId,
+      secrets: [options.apiKey],
+      timeout,
+      clock: yield* Effect.clock
+    }
     const fetch = yield* Http.scopedFetch
     const client = new AnthropicClient({
       fetch,

@@ -284,7 +284,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
     const apiVersion = options.apiVersion ??
       Option.getOrElse(yield* optionalConfig(Config.string("AZURE_API_VERSION")), () => "2024-10-21")
     const secrets = [...keys.values(), ...(options.apiKey !== undefined ? [options.apiKey] : [])]
-    const ctx: Errors.ErrorContext = { provider: providerId, secrets, timeout }
+    const ctx: Errors.ErrorContext = { provider: providerId, secrets, timeout, clock: yield* Effect.clock }
 
     interface Target {
       readonly resolved: Resolved
