@@ -49,8 +49,14 @@ const common = {
 export const RateLimitHeaders = Schema.Record({ key: Schema.String, value: Schema.String })
 
 /**
+ * The provider's own verdict on retrying (its `x-should-retry: false`), when it gave one: an
+ * error of a retryable kind that it says will not succeed again is not retryable.
+ */
+const retryable = Schema.optional(Schema.Boolean)
+
+/**
  * A 429 rate limit. `retryAfter` comes from `retry-after-ms`, else `retry-after` (seconds or an
- * HTTP date).
+ * HTTP date). Retryable, unless the provider said not to retry (`retryable: false`).
  *
  * @since 0.1.0
  * @category Errors
@@ -59,12 +65,13 @@ export class RateLimitError
   extends Schema.TaggedError<RateLimitError>("@orchestify/providers/LLMError/RateLimitError")("RateLimitError", {
     ...common,
     retryAfter: Schema.Option(Schema.Duration),
-    rateLimits: Schema.optional(RateLimitHeaders)
+    rateLimits: Schema.optional(RateLimitHeaders),
+    retryable
   })
 {
   /** @since 0.1.0 */
   get isRetryable(): boolean {
-    return true
+    return this.retryable ?? true
   }
   /** @since 0.1.0 */
   get [TypeId](): TypeId {
@@ -96,6 +103,9 @@ export class QuotaExceededError
 
 /**
  * The provider is failing or overloaded (500, 502, 503, 504, 529, an `error` event mid-stream).
+ * `retryAfter` is the wait it asked for (`retry-after-ms` / `retry-after` on a 503 or 529).
+ * Retryable, unless the provider said not to retry (`x-should-retry: false`) or the stream's error
+ * event was of a kind nothing is known about (`retryable: false`).
  *
  * @since 0.1.0
  * @category Errors
@@ -103,12 +113,16 @@ export class QuotaExceededError
 export class ProviderUnavailableError
   extends Schema.TaggedError<ProviderUnavailableError>("@orchestify/providers/LLMError/ProviderUnavailableError")(
     "ProviderUnavailableError",
-    common
+    {
+      ...common,
+      retryAfter: Schema.optional(Schema.Duration),
+      retryable
+    }
   )
 {
   /** @since 0.1.0 */
   get isRetryable(): boolean {
-    return true
+    return this.retryable ?? true
   }
   /** @since 0.1.0 */
   get [TypeId](): TypeId {
@@ -147,12 +161,13 @@ export class ConnectionError
 export class TimeoutError
   extends Schema.TaggedError<TimeoutError>("@orchestify/providers/LLMError/TimeoutError")("TimeoutError", {
     ...common,
-    timeout: Schema.optional(Schema.Duration)
+    timeout: Schema.optional(Schema.Duration),
+    retryable
   })
 {
   /** @since 0.1.0 */
   get isRetryable(): boolean {
-    return true
+    return this.retryable ?? true
   }
   /** @since 0.1.0 */
   get [TypeId](): TypeId {
@@ -403,6 +418,8 @@ export const retryAfter = (error: LLMError): Option.Option<Duration.Duration> =>
       return error.retryAfter
     case "CircuitOpenError":
       return Option.some(error.retryAfter)
+    case "ProviderUnavailableError":
+      return Option.fromNullable(error.retryAfter)
     default:
       return Option.none()
   }

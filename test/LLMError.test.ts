@@ -74,3 +74,30 @@ describe("LLMError", () => {
     for (const id of identifiers) expect(id).toMatch(/^@orchestify\/providers\/LLMError\/[A-Za-z]+Error$/)
   })
 })
+
+describe("LLMError: the provider's retry verdict and wait (issue 12, defect 10)", () => {
+  it("retryable: false and a ProviderUnavailableError's retryAfter survive JSON and are read", () => {
+    const encode = Schema.encodeSync(LLMError.LLMError)
+    const decode = Schema.decodeUnknownSync(LLMError.LLMError)
+    const samples: ReadonlyArray<readonly [LLMError.LLMError, boolean, Option.Option<Duration.Duration>]> = [
+      [
+        new LLMError.ProviderUnavailableError({ provider: "p", message: "m", retryAfter: Duration.seconds(7) }),
+        true,
+        Option.some(Duration.seconds(7))
+      ],
+      [new LLMError.ProviderUnavailableError({ provider: "p", message: "m", retryable: false }), false, Option.none()],
+      [
+        new LLMError.RateLimitError({ provider: "p", message: "m", retryAfter: Option.none(), retryable: false }),
+        false,
+        Option.none()
+      ],
+      [new LLMError.TimeoutError({ provider: "p", message: "m", retryable: false }), false, Option.none()]
+    ]
+    for (const [error, retryable, wait] of samples) {
+      const back = decode(JSON.parse(JSON.stringify(encode(error))))
+      expect(back).toEqual(error)
+      expect(LLMError.isRetryable(back)).toBe(retryable)
+      expect(LLMError.retryAfter(back)).toEqual(wait)
+    }
+  })
+})

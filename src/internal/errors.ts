@@ -2,6 +2,7 @@
  * Error mapping shared by every provider: HTTP status + error body + headers -> one `LLMError`,
  * thrown SDK / fetch errors -> one `LLMError`, mid-stream error events -> one `LLMError`.
  */
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -15,7 +16,14 @@ export interface ErrorContext {
   readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
   /** The configured timeout, for `TimeoutError` messages. */
   readonly timeout?: Duration.Duration
+  /**
+   * The clock an HTTP-date `retry-after` is counted from: the provider's (`Effect.clock` when it
+   * was built, so `TestClock` in tests). Default: Effect's live clock.
+   */
+  readonly clock?: Clock.Clock
 }
+
+const liveClock = Clock.make()
 
 /** Headers as a fetch `Headers`, a plain record, or missing. */
 export type HeadersLike =
@@ -46,12 +54,12 @@ const headerEntries = (headers: HeadersLike): Array<[string, string]> => {
 }
 
 /**
- * `retry-after-ms` (milliseconds) wins over `retry-after` (seconds, or an HTTP date relative to
- * `now`).
+ * `retry-after-ms` (milliseconds) wins over `retry-after` (seconds, or an HTTP date counted from
+ * the `clock`'s time).
  */
-export const parseRetryAfter = (headers: HeadersLike, now: number = Date.now()): Option.Option<Duration.Duration> => {
+export const parseRetryAfter = (headers: HeadersLike, clock: Clock.Clock): Option.Option<Duration.Duration> => {
   const ms = header(headers, "retry-after-ms")
-  if (ms !== undefined) {
+  if (ms !== undefined && ms.trim() !== "") {
     const value = Number(ms)
     if (Number.isFinite(value) && value >= 0) return Option.some(Duration.millis(value))
   }
@@ -60,9 +68,15 @@ export const parseRetryAfter = (headers: HeadersLike, now: number = Date.now()):
     const seconds = Number(ra)
     if (Number.isFinite(seconds)) return seconds >= 0 ? Option.some(Duration.seconds(seconds)) : Option.none()
     const date = Date.parse(ra)
-    if (!Number.isNaN(date)) return Option.some(Duration.millis(Math.max(0, date - now)))
+    if (!Number.isNaN(date)) return Option.some(Duration.millis(Math.max(0, date - clock.unsafeCurrentTimeMillis())))
   }
   return Option.none()
+}
+
+/** The provider's `x-should-retry` (`true` / `false`), when it sent one. */
+const shouldRetryOf = (headers: HeadersLike): boolean | undefined => {
+  const value = header(headers, "x-should-retry")?.trim().toLowerCase()
+  return value === "true" ? true : value === "false" ? false : undefined
 }
 
 const rateLimitHeaderPattern = /^(anthropic-ratelimit-|x-ratelimit-)/
@@ -142,12 +156,17 @@ const isContentPolicy = (e: ErrorBody) =>
   e.code === "content_policy_violation" || e.code === "content_filter" || e.type === "content_policy_violation" ||
   (e.message !== undefined && policyPattern.test(e.message))
 
+/** Groq: one request over the tokens-per-minute limit, which no wait can let through. */
+const tooLargeEver = /request too large/i
+
+const isTooLargeEver = (e: ErrorBody) =>
+  e.message !== undefined && tooLargeEver.test(e.message) &&
+  (e.code === "rate_limit_exceeded" || e.type === "tokens" || /tokens per (minute|day)|\bTP[MD]\b/i.test(e.message))
+
 const describe = (status: number | undefined, e: ErrorBody, fallback: string): string => {
   // A `code` that only repeats the status says nothing more.
   const kind = e.code !== undefined && e.code !== String(status) ? e.code : e.type
-  const head = status === undefined ? "" : `HTTP ${status}`
-  const detail = [kind, e.message ?? fallback].filter((s) => s !== undefined && s !== "").join(": ")
-  return head === "" ? detail : `${head} ${detail}`
+  return [kind, e.message ?? fallback].filter((s) => s !== undefined && s !== "").join(": ")
 }
 
 /** Everything known about a failed HTTP exchange. */
@@ -163,58 +182,97 @@ const nonEmpty = (s: string | undefined): string | undefined => s === "" ? undef
 const requestIdOf = (headers: HeadersLike, given: string | undefined): string | undefined =>
   nonEmpty(given) ?? nonEmpty(header(headers, "request-id")) ?? nonEmpty(header(headers, "x-request-id"))
 
-/** Maps one HTTP failure to exactly one row of the error table. */
-export const fromHttp = (ctx: ErrorContext, failure: HttpFailure, now: number = Date.now()): LLMError.LLMError => {
-  const body = readErrorBody(failure.body)
-  const status = failure.status
-  const requestId = requestIdOf(failure.headers, failure.requestId)
+/**
+ * The one error table, for an HTTP failure (`status` set) and for an error event in a stream
+ * (`status` unset, unless the event's numeric `code` is an HTTP status). The first row that
+ * matches wins; then the provider's `x-should-retry` has the last word on retrying.
+ */
+const classify = (
+  ctx: ErrorContext,
+  e: ErrorBody,
+  status: number | undefined,
+  headers: HeadersLike,
+  requestId: string | undefined,
+  message: string
+): LLMError.LLMError => {
+  const is = (...kinds: ReadonlyArray<string>) =>
+    (e.type !== undefined && kinds.includes(e.type)) || (e.code !== undefined && kinds.includes(e.code))
   const base = {
     provider: ctx.provider,
-    message: scrub(`${ctx.provider}: ${describe(status, body, "request failed")}`, ctx.secrets),
-    status,
+    message: scrub(message, ctx.secrets),
+    ...(status !== undefined ? { status } : {}),
     ...(requestId !== undefined ? { requestId } : {})
   }
-  if (isQuota(body) || status === 402) return new LLMError.QuotaExceededError(base)
-  if (status === 429 || body.type === "rate_limit_error" || body.code === "rate_limit_exceeded") {
-    const rateLimits = rateLimitHeaders(failure.headers)
-    return new LLMError.RateLimitError({
+  const verdict = shouldRetryOf(headers)
+  const noRetry = verdict === false ? { retryable: false } : {}
+  const retryAfter = parseRetryAfter(headers, ctx.clock ?? liveClock)
+  const unavailable = (extra: { readonly retryable?: boolean }) =>
+    new LLMError.ProviderUnavailableError({
       ...base,
-      retryAfter: parseRetryAfter(failure.headers, now),
-      ...(rateLimits !== undefined ? { rateLimits } : {})
+      ...(Option.isSome(retryAfter) ? { retryAfter: retryAfter.value } : {}),
+      ...extra
     })
-  }
-  if (status === 401 || status === 403) return new LLMError.AuthenticationError(base)
-  if (status === 408) return new LLMError.TimeoutError(base)
-  if (status >= 500 || status === 409 || body.type === "overloaded_error" || body.type === "api_error") {
-    return new LLMError.ProviderUnavailableError(base)
-  }
-  if (isContextLength(body)) return new LLMError.ContextLengthError(base)
-  if (isContentPolicy(body)) return new LLMError.ContentPolicyError(base)
-  return new LLMError.InvalidRequestError(base)
+  const row = ((): LLMError.LLMError => {
+    if (isQuota(e) || status === 402) return new LLMError.QuotaExceededError(base)
+    if (isTooLargeEver(e)) return new LLMError.InvalidRequestError(base)
+    if (status === 429 || is("rate_limit_error", "rate_limit_exceeded")) {
+      const rateLimits = rateLimitHeaders(headers)
+      return new LLMError.RateLimitError({
+        ...base,
+        retryAfter,
+        ...(rateLimits !== undefined ? { rateLimits } : {}),
+        ...noRetry
+      })
+    }
+    if (status === 401 || status === 403 || is("authentication_error", "permission_error", "invalid_api_key")) {
+      return new LLMError.AuthenticationError(base)
+    }
+    if (status === 408) return new LLMError.TimeoutError({ ...base, ...noRetry })
+    if (
+      (status !== undefined && (status >= 500 || status === 409)) ||
+      is("overloaded_error", "api_error", "server_error", "timeout_error")
+    ) return unavailable(noRetry)
+    if (isContextLength(e)) return new LLMError.ContextLengthError(base)
+    if (isContentPolicy(e)) return new LLMError.ContentPolicyError(base)
+    if (status !== undefined || is("invalid_request_error", "not_found_error", "request_too_large")) {
+      return new LLMError.InvalidRequestError(base)
+    }
+    // An error event of a kind nothing is known about: not retried on a guess.
+    return unavailable({ retryable: verdict === true })
+  })()
+  return verdict === true && !row.isRetryable ? unavailable({}) : row
+}
+
+/** Maps one HTTP failure to exactly one row of the error table. */
+export const fromHttp = (ctx: ErrorContext, failure: HttpFailure): LLMError.LLMError => {
+  const body = readErrorBody(failure.body)
+  return classify(
+    ctx,
+    body,
+    failure.status,
+    failure.headers,
+    requestIdOf(failure.headers, failure.requestId),
+    `${ctx.provider}: HTTP ${failure.status} ${describe(failure.status, body, "request failed")}`
+  )
 }
 
 /**
  * Maps an error event received inside a 200 stream (Anthropic `event: error`, OpenAI-compatible
- * `data: {"error": ...}`). Unknown kinds are `ProviderUnavailableError` (retryable before output).
+ * `data: {"error": ...}`, or a 200 JSON body holding an `error`), by the same table as HTTP
+ * errors: a numeric `code` that is an HTTP status (vLLM, LiteLLM) counts as the status. A kind
+ * nothing is known about is a `ProviderUnavailableError` that is not retryable.
  */
 export const fromStreamError = (ctx: ErrorContext, payload: unknown, requestId?: string): LLMError.LLMError => {
   const body = readErrorBody(payload)
-  const base = {
-    provider: ctx.provider,
-    message: scrub(`${ctx.provider}: error event in stream: ${describe(undefined, body, "stream error")}`, ctx.secrets),
-    ...(requestId !== undefined ? { requestId } : {})
-  }
-  if (isQuota(body)) return new LLMError.QuotaExceededError(base)
-  if (body.type === "rate_limit_error" || body.code === "rate_limit_exceeded") {
-    return new LLMError.RateLimitError({ ...base, retryAfter: Option.none() })
-  }
-  if (body.type === "authentication_error" || body.type === "permission_error") {
-    return new LLMError.AuthenticationError(base)
-  }
-  if (body.type === "invalid_request_error" && isContextLength(body)) return new LLMError.ContextLengthError(base)
-  if (body.type === "invalid_request_error") return new LLMError.InvalidRequestError(base)
-  if (isContentPolicy(body)) return new LLMError.ContentPolicyError(base)
-  return new LLMError.ProviderUnavailableError(base)
+  const code = body.code !== undefined && /^[45]\d\d$/.test(body.code) ? Number(body.code) : undefined
+  return classify(
+    ctx,
+    body,
+    code,
+    undefined,
+    requestId,
+    `${ctx.provider}: error event in stream: ${describe(code, body, "stream error")}`
+  )
 }
 
 const errorName = (e: unknown): string => {

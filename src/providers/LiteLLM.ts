@@ -404,7 +404,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
       ...(options.apiKey !== undefined ? [options.apiKey] : []),
       ...Headers.secrets(options.headers)
     ]
-    const ctx: Errors.ErrorContext = { provider: providerId, secrets, timeout }
+    const ctx: Errors.ErrorContext = { provider: providerId, secrets, timeout, clock: yield* Effect.clock }
 
     interface Target {
       readonly resolved: Resolved

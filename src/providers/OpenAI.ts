@@ -99,7 +99,8 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
     const ctx: Errors.ErrorContext = {
       provider: providerId,
       secrets: [options.apiKey, ...Headers.secrets(options.headers)],
-      timeout
+      timeout,
+      clock: yield* Effect.clock
     }
     const fetch = yield* Http.scopedFetch
     const client = new Client({

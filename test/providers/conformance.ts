@@ -4,6 +4,7 @@
  */
 import { describe, expect, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -383,7 +384,10 @@ export const conformance = (target: Target) =>
           const kind = { anthropic: "rate_limit_error", openai: { type: "requests", code: "rate_limit_exceeded" } }
           yield* server.enqueue(
             err(429, kind, "Slow down", { "retry-after-ms": "1500", "retry-after": "9" }),
-            err(429, kind, "Slow down", { "retry-after": new Date(Date.now() + 60_000).toUTCString() })
+            // An HTTP date counts from Effect's Clock (TestClock here), not the wall clock
+            err(429, kind, "Slow down", {
+              "retry-after": new Date((yield* Clock.currentTimeMillis) + 60_000).toUTCString()
+            })
           )
           const first = yield* failure(llm.stream(ask("Hi", { model: target.model })).pipe(Stream.runDrain))
           expect(LLMError.retryAfter(first as LLMError.LLMError)).toEqual(Option.some(Duration.millis(1500)))

@@ -5,11 +5,14 @@
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { expect, layer } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
 import type * as LLM from "../../src/LLM.js"
-import type * as LLMError from "../../src/LLMError.js"
+import * as LLMError from "../../src/LLMError.js"
 import * as Message from "../../src/Message.js"
 import * as Anthropic from "../../src/providers/Anthropic.js"
 import * as LiteLLM from "../../src/providers/LiteLLM.js"
@@ -349,6 +352,196 @@ layer(FakeProviderServer.layer())("through a compatible gateway (defect 16)", (i
           expect(error.message).toContain(text)
           expect(error.message).not.toContain("(no body)")
           expect(error.message).not.toMatch(/HTTP (\d+) \1/)
+        }
+      }
+    }))
+})
+
+layer(FakeProviderServer.layer())("error rows (defect 10)", (it) => {
+  /** The three providers against the same server. */
+  const all = (s: FakeProviderServer.Service) =>
+    Effect.all({
+      anthropic: anthropic(s),
+      openai: openai(s),
+      litellm: litellm({ defaultModel: "openai/gpt-4o", baseUrl: s.openaiBaseUrl, apiKey: Redacted.make("k") })
+    })
+  const errorOf = (protocol: "anthropic" | "openai", status: number, kind: string, message: string, headers = {}) =>
+    protocol === "anthropic"
+      ? Reply.anthropicError(status, kind, message, headers)
+      : Reply.openaiError(status, { message, type: kind }, headers)
+  /** The error of `complete` and of `stream`, for the same reply. */
+  const failures = (s: FakeProviderServer.Service, llm: LLM.Service, reply: FakeProviderServer.Reply) =>
+    Effect.gen(function*() {
+      yield* s.enqueue(reply, reply)
+      return [yield* failure(llm.complete(ask())), yield* failure(Stream.runDrain(llm.stream(ask())))] as const
+    })
+
+  it.scoped("retry-after on 503 and 529 is read into the ProviderUnavailableError", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llms = yield* all(s)
+      const cases = [
+        [llms.anthropic, errorOf("anthropic", 529, "overloaded_error", "Overloaded", { "retry-after": "7" }), 7000],
+        [llms.anthropic, errorOf("anthropic", 503, "api_error", "down", { "retry-after-ms": "2500" }), 2500],
+        [llms.openai, errorOf("openai", 503, "server_error", "down", { "retry-after": "7" }), 7000],
+        [llms.litellm, errorOf("openai", 503, "server_error", "down", { "retry-after": "7" }), 7000]
+      ] as const
+      for (const [llm, reply, millis] of cases) {
+        for (const error of yield* failures(s, llm, reply)) {
+          expect(error._tag, llm.providerId).toBe("ProviderUnavailableError")
+          expect(error.isRetryable).toBe(true)
+          expect(LLMError.retryAfter(error), llm.providerId).toEqual(Option.some(Duration.millis(millis)))
+        }
+      }
+    }))
+
+  it.scoped("x-should-retry is honoured: true makes an error retryable, false makes it not", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llms = yield* all(s)
+      for (
+        const [llm, protocol] of [[llms.anthropic, "anthropic"], [llms.openai, "openai"], [
+          llms.litellm,
+          "openai"
+        ]] as const
+      ) {
+        const cases = [
+          [
+            errorOf(protocol, 529, "overloaded_error", "Overloaded", { "x-should-retry": "false" }),
+            "ProviderUnavailableError",
+            false
+          ],
+          [
+            errorOf(protocol, 500, "api_error", "internal", { "x-should-retry": "false" }),
+            "ProviderUnavailableError",
+            false
+          ],
+          [
+            errorOf(protocol, 429, "rate_limit_error", "slow down", { "x-should-retry": "false" }),
+            "RateLimitError",
+            false
+          ],
+          [errorOf(protocol, 408, "timeout_error", "late", { "x-should-retry": "false" }), "TimeoutError", false],
+          [
+            errorOf(protocol, 400, "invalid_request_error", "try again", { "x-should-retry": "true" }),
+            "ProviderUnavailableError",
+            true
+          ],
+          [
+            errorOf(protocol, 529, "overloaded_error", "Overloaded", { "x-should-retry": "true" }),
+            "ProviderUnavailableError",
+            true
+          ]
+        ] as const
+        for (const [reply, tag, retryable] of cases) {
+          for (const error of yield* failures(s, llm, reply)) {
+            const what = `${llm.providerId} ${(reply as any).status} x-should-retry`
+            expect(error._tag, what).toBe(tag)
+            expect(LLMError.isRetryable(error), what).toBe(retryable)
+          }
+        }
+      }
+    }))
+
+  it.scoped("stream error events map to their rows; an unknown kind is not retryable", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llms = yield* all(s)
+      const cases: ReadonlyArray<readonly [string, LLMError.Tag, boolean]> = [
+        ["rate_limit_error", "RateLimitError", true],
+        ["authentication_error", "AuthenticationError", false],
+        ["permission_error", "AuthenticationError", false],
+        ["invalid_request_error", "InvalidRequestError", false],
+        ["not_found_error", "InvalidRequestError", false],
+        ["request_too_large", "InvalidRequestError", false],
+        ["billing_error", "QuotaExceededError", false],
+        ["overloaded_error", "ProviderUnavailableError", true],
+        ["api_error", "ProviderUnavailableError", true],
+        ["timeout_error", "ProviderUnavailableError", true],
+        ["a_kind_from_the_future", "ProviderUnavailableError", false]
+      ]
+      for (const [type, tag, retryable] of cases) {
+        yield* s.enqueue(Reply.scripted({ text: ["a ", "b"] }, { errorAfterEvents: { count: 3, type, message: "m" } }))
+        const error = yield* failure(Stream.runDrain(llms.anthropic.stream(ask())))
+        expect(error._tag, type).toBe(tag)
+        expect(LLMError.isRetryable(error), type).toBe(retryable)
+      }
+      // OpenAI-compatible error events: OpenAI's types, and a numeric code that is an HTTP status
+      const chat: ReadonlyArray<readonly [{ type: string; status?: number }, LLMError.Tag, boolean]> = [
+        [{ type: "server_error" }, "ProviderUnavailableError", true],
+        [{ type: "invalid_request_error" }, "InvalidRequestError", false],
+        [{ type: "BadRequestError", status: 400 }, "InvalidRequestError", false],
+        [{ type: "RateLimitError", status: 429 }, "RateLimitError", true],
+        [{ type: "ServiceUnavailableError", status: 503 }, "ProviderUnavailableError", true],
+        [{ type: "a_kind_from_the_future" }, "ProviderUnavailableError", false]
+      ]
+      for (const llm of [llms.openai, llms.litellm]) {
+        for (const [fault, tag, retryable] of chat) {
+          yield* s.enqueue(
+            Reply.scripted({ text: ["a ", "b"] }, { errorAfterEvents: { count: 3, message: "m", ...fault } })
+          )
+          const error = yield* failure(Stream.runDrain(llm.stream(ask())))
+          expect(error._tag, `${llm.providerId} ${fault.type}`).toBe(tag)
+          expect(LLMError.isRetryable(error), `${llm.providerId} ${fault.type}`).toBe(retryable)
+        }
+      }
+    }))
+
+  it.scoped("Groq: a request too large for the TPM limit (413 or 429) can never succeed: not retryable", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* litellm({ defaultModel: "groq/llama-3.3-70b-versatile", baseUrl: s.openaiBaseUrl }, {
+        GROQ_API_KEY: "gsk-test"
+      })
+      const message = "Request too large for model `llama-3.3-70b-versatile` in organization `org_01` service tier " +
+        "`on_demand` on tokens per minute (TPM): Limit 12000, Requested 15211, please reduce your message size and try again."
+      for (const status of [413, 429]) {
+        const reply = Reply.openaiError(status, { message, type: "tokens", code: "rate_limit_exceeded" }, {
+          "retry-after": "2"
+        })
+        for (const error of yield* failures(s, llm, reply)) {
+          expect(error._tag, String(status)).toBe("InvalidRequestError")
+          expect(error.isRetryable).toBe(false)
+          expect(error.message).toContain("Request too large")
+        }
+      }
+      // An ordinary Groq rate limit stays retryable
+      const limited = Reply.openaiError(429, {
+        message: "Rate limit reached for model `llama-3.3-70b-versatile` on tokens per minute (TPM): Limit 12000, " +
+          "Used 11000, Requested 2000. Please try again in 5s.",
+        type: "tokens",
+        code: "rate_limit_exceeded"
+      }, { "retry-after": "5" })
+      for (const error of yield* failures(s, llm, limited)) {
+        expect(error._tag).toBe("RateLimitError")
+        expect(error.isRetryable).toBe(true)
+      }
+    }))
+
+  it.scoped("an HTTP-date retry-after counts from Effect's Clock (TestClock), not the wall clock", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const now = Date.parse("2031-05-06T07:08:00Z")
+      yield* TestClock.setTime(now)
+      const llms = yield* all(s)
+      const retryAfter = { "retry-after": new Date(now + 90_000).toUTCString() }
+      for (
+        const [llm, protocol] of [[llms.anthropic, "anthropic"], [llms.openai, "openai"], [
+          llms.litellm,
+          "openai"
+        ]] as const
+      ) {
+        for (const status of [429, 529]) {
+          const reply = errorOf(
+            protocol,
+            status,
+            status === 429 ? "rate_limit_error" : "overloaded_error",
+            "wait",
+            retryAfter
+          )
+          for (const error of yield* failures(s, llm, reply)) {
+            expect(LLMError.retryAfter(error), `${llm.providerId} ${status}`).toEqual(Option.some(Duration.seconds(90)))
+          }
         }
       }
     }))
