@@ -322,20 +322,21 @@ const commonOptions = (provider: ProvidersConfig.Provider) => ({
   headers: plainHeaders(provider.headers)
 })
 
+/** Why the built-in LiteLLM factory cannot route `model`, if it cannot. */
+const unroutable = (model: string, baseUrl: string | undefined): string | undefined =>
+  LiteLLM.resolve(model, LiteLLM.routes, baseUrl !== undefined) !== undefined
+    ? undefined
+    : `"${model}" names no known LiteLLM provider prefix (${
+      Object.keys(LiteLLM.routes).map((p) => `${p}/`).join(", ")
+    }); set base_url to send a bare model name to any OpenAI-compatible server`
+
 const litellm: Factory = (provider) => {
   const model = provider.defaultModel
   if (model === undefined) {
     return Effect.fail(problem(provider, "default_model", "is required for a litellm provider"))
   }
-  if (LiteLLM.resolve(model, LiteLLM.routes, provider.baseUrl !== undefined) === undefined) {
-    return Effect.fail(problem(
-      provider,
-      "default_model",
-      `"${model}" names no known LiteLLM provider prefix (${
-        Object.keys(LiteLLM.routes).map((p) => `${p}/`).join(", ")
-      }); set base_url to send a bare model name to any OpenAI-compatible server`
-    ))
-  }
+  const unknown = unroutable(model, provider.baseUrl)
+  if (unknown !== undefined) return Effect.fail(problem(provider, "default_model", unknown))
   return Effect.gen(function*() {
     // The provider's own connection pool, destroyed with the registry's scope, so no keep-alive
     // socket outlives it.
@@ -371,6 +372,23 @@ export const factories: Factories = {
       })),
   litellm
 }
+
+/**
+ * The registry's own checks of a provider, made before anything is built and, for a file or a
+ * document, in the same round as the config's checks (so one error lists every problem): a factory
+ * for its type, and a model that the built-in LiteLLM factory can route.
+ */
+const registryChecks =
+  (table: Factories) => (provider: ProvidersConfig.ProviderOutline): ReadonlyArray<ProvidersConfig.FieldProblem> => {
+    const factory = table[provider.type]
+    if (factory === undefined) {
+      return [{ field: "type", message: `no factory builds a provider of type ${provider.type}` }]
+    }
+    const unknown = factory === litellm && provider.defaultModel !== undefined
+      ? unroutable(provider.defaultModel, provider.baseUrl)
+      : undefined
+    return unknown === undefined ? [] : [{ field: "default_model", message: unknown }]
+  }
 
 // -----------------------------------------------------------------------------
 // Combinators
@@ -596,8 +614,11 @@ export const make = (
   options?: Options
 ): Effect.Effect<Service, ProvidersConfig.ProvidersConfigError, Scope.Scope> =>
   Effect.gen(function*() {
-    const config = ProvidersConfig.isProvidersConfig(input) ? input : yield* ProvidersConfig.decode(input)
     const table: Factories = { ...factories, ...options?.factories }
+    const checkProvider = registryChecks(table)
+    const config = ProvidersConfig.isProvidersConfig(input)
+      ? input
+      : yield* ProvidersConfig.decode(input, "<inline>", { checkProvider })
     const providers = Object.values(config.providers)
     const closed = yield* Deferred.make<void>()
 
@@ -664,11 +685,14 @@ export const make = (
         Object.hasOwn(config.providers, target) ? [] : [`${at}.fallbacks: provider "${target}" is not defined`]
       )
 
-    const built = yield* Effect.forEach(providers, (provider) => Effect.either(build(provider)), {
-      concurrency: "unbounded"
-    })
-    const problems: Array<string> = built.flatMap((result) => Either.isLeft(result) ? result.left : [])
-    for (const provider of providers) problems.push(...fallbackProblems(`providers.${provider.id}`, provider.fallbacks))
+    // Everything that can be checked before building, reported together.
+    const problems: Array<string> = []
+    for (const provider of providers) {
+      for (const { field, message } of checkProvider(provider)) {
+        problems.push(`providers.${provider.id}.${field}: ${message}`)
+      }
+      problems.push(...fallbackProblems(`providers.${provider.id}`, provider.fallbacks))
+    }
     for (const agent of Object.values(config.agents)) {
       if (!Object.hasOwn(config.providers, agent.provider)) {
         problems.push(`agents.${agent.id}.provider: provider "${agent.provider}" is not defined`)
@@ -677,6 +701,14 @@ export const make = (
     }
     if (problems.length > 0) {
       return yield* new ProvidersConfig.ProvidersConfigError({ path: config.source, problems })
+    }
+
+    const built = yield* Effect.forEach(providers, (provider) => Effect.either(build(provider)), {
+      concurrency: "unbounded"
+    })
+    const buildProblems = built.flatMap((result) => Either.isLeft(result) ? result.left : [])
+    if (buildProblems.length > 0) {
+      return yield* new ProvidersConfig.ProvidersConfigError({ path: config.source, problems: buildProblems })
     }
 
     // Each provider's resilience: one circuit breaker per provider (shared by its fallback role and
@@ -853,7 +885,9 @@ export const layerFromConfig = (
   Layer.scoped(ProviderRegistry, Effect.flatMap(make(config, options), (service) => validated(service, options)))
 
 /**
- * The registry of a YAML file (see `ProvidersConfig.load`).
+ * The registry of a YAML file (see `ProvidersConfig.load`). The registry's own checks (a factory
+ * for each provider's type, a LiteLLM prefix it knows) are made in the same round as the file's:
+ * one `ProvidersConfigError` lists every problem, each at its `file:line:col`.
  *
  * @since 0.1.0
  * @category Layers
@@ -864,7 +898,7 @@ export const layerFromFile = (
 ): Layer.Layer<ProviderRegistry, ProvidersConfig.ProvidersConfigError | ConnectivityError, FileSystem.FileSystem> =>
   Layer.scoped(
     ProviderRegistry,
-    ProvidersConfig.load(path).pipe(
+    ProvidersConfig.load(path, { checkProvider: registryChecks({ ...factories, ...options?.factories }) }).pipe(
       Effect.flatMap((config) => make(config, options)),
       Effect.flatMap((service) => validated(service, options))
     )
