@@ -48,9 +48,11 @@ import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
+import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Http from "./internal/http.js"
-import * as Retry from "./internal/retry.js"
+import * as Lifetime from "./internal/registry/lifetime.js"
+import * as Resilient from "./internal/registry/resilient.js"
+import * as SummaryTable from "./internal/registry/summary.js"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
 import * as Message from "./Message.js"
@@ -58,7 +60,6 @@ import * as Anthropic from "./providers/Anthropic.js"
 import * as LiteLLM from "./providers/LiteLLM.js"
 import * as OpenAI from "./providers/OpenAI.js"
 import * as ProvidersConfig from "./ProvidersConfig.js"
-import * as Resilience from "./Resilience.js"
 import * as Usage from "./Usage.js"
 
 // -----------------------------------------------------------------------------
@@ -443,121 +444,6 @@ export const withDefaults: {
 )
 
 // -----------------------------------------------------------------------------
-// Resilience from the config
-// -----------------------------------------------------------------------------
-
-const isOn = <A>(setting: A | false | undefined): setting is A => setting !== undefined && setting !== false
-
-/** An agent's settings on top of its provider's: each one the agent sets replaces the provider's. */
-const agentSettings = (
-  provider: ProvidersConfig.ResilienceSettings,
-  agent: ProvidersConfig.ResilienceSettings
-): ProvidersConfig.ResilienceSettings => ({
-  retry: agent.retry ?? provider.retry,
-  requestTimeout: agent.requestTimeout ?? provider.requestTimeout,
-  circuitBreaker: agent.circuitBreaker ?? provider.circuitBreaker,
-  fallbacks: agent.fallbacks ?? provider.fallbacks,
-  sameModel: agent.sameModel ?? provider.sameModel
-})
-
-const hasOwnSettings = (agent: ProvidersConfig.ResilienceSettings): boolean =>
-  agent.retry !== undefined || agent.requestTimeout !== undefined || agent.circuitBreaker !== undefined ||
-  agent.fallbacks !== undefined || agent.sameModel !== undefined
-
-/**
- * The registry's wait between two retries: it ends when the registry closes, and the next attempt
- * then fails with `released` (not retryable), so a call waiting between two retries ends with the
- * registry. Only the waits race the close, never the calls; the policy itself stays pure, so its
- * filters decide before any wait.
- */
-const waitUntilClosed = (closed: Deferred.Deferred<void>): Retry.Wait => (delay) =>
-  Effect.raceFirst(Effect.sleep(delay), Deferred.await(closed))
-
-/**
- * `base` wrapped as `Resilience.wrap` does, `fallback(retry(circuitBreaker(timeout(base))))`, with a
- * circuit breaker made beforehand (so that its state is shared by everything built on the same
- * provider) and fallbacks already wrapped in their own settings. The result keeps `base`'s
- * `providerId`, `usage` and `resetUsage`: each provider's calls count on that provider only.
- */
-const resilient = (
-  base: LLM.Service,
-  settings: ProvidersConfig.ResilienceSettings,
-  breaker: Resilience.CircuitBreaker | undefined,
-  fallbacks: ReadonlyArray<LLM.Service>,
-  closed: Deferred.Deferred<void>
-): LLM.Service => {
-  let service = isOn(settings.requestTimeout) ? Resilience.withTimeout(base, settings.requestTimeout) : base
-  if (breaker !== undefined) {
-    const inner = service
-    service = {
-      ...inner,
-      complete: (request) => breaker.protect(inner.complete(request)),
-      stream: (request) => breaker.protectStream(inner.stream(request))
-    }
-  }
-  if (isOn(settings.retry)) {
-    const policy = Resilience.retryPolicy(settings.retry)
-    service = Retry.service(
-      service,
-      fallbacks.length === 0 ? policy : Retry.beforeFallback(policy),
-      waitUntilClosed(closed)
-    )
-  }
-  if (fallbacks.length > 0) {
-    service = Resilience.withFallback(service, fallbacks, {
-      sameModel: settings.sameModel === true,
-      providerId: base.providerId
-    })
-  }
-  return { ...service, usage: base.usage, resetUsage: base.resetUsage }
-}
-
-// -----------------------------------------------------------------------------
-// Summary
-// -----------------------------------------------------------------------------
-
-const usd = (n: number): string => `$${n.toFixed(6)}`
-
-const row = (label: string, u: Usage.ModelUsage): ReadonlyArray<string> => [
-  label,
-  String(u.calls),
-  String(u.failures),
-  String(u.inputTokens),
-  String(u.cacheReadTokens),
-  String(u.cacheWriteTokens),
-  String(u.outputTokens),
-  usd(u.costUsd),
-  String(u.unpricedCalls),
-  String(u.unmeteredCalls)
-]
-
-const renderTable = (providers: ReadonlyArray<ProviderSummary>, total: Usage.TokenUsage): string => {
-  const header = [
-    "provider / model",
-    "calls",
-    "failures",
-    "input",
-    "cache read",
-    "cache write",
-    "output",
-    "cost",
-    "unpriced",
-    "unmetered"
-  ]
-  const lines: Array<ReadonlyArray<string>> = []
-  for (const provider of providers) {
-    lines.push(row(`${provider.id} (${provider.type})`, provider.usage))
-    for (const [model, usage] of Object.entries(provider.usage.byModel)) lines.push(row(`  ${model}`, usage))
-  }
-  lines.push(row("total", total))
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i]!.length)))
-  const render = (cells: ReadonlyArray<string>) =>
-    cells.map((cell, i) => i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)).join("  ").trimEnd()
-  const rule = widths.map((w) => "-".repeat(w)).join("  ")
-  return [render(header), rule, ...lines.slice(0, -1).map(render), rule, render(lines[lines.length - 1]!)].join("\n")
-}
-
-// -----------------------------------------------------------------------------
 // Constructors
 // -----------------------------------------------------------------------------
 
@@ -583,12 +469,6 @@ export interface Options {
   /** Factories that replace or add to the built-in {@link factories}, by provider type. */
   readonly factories?: Factories | undefined
 }
-
-const released = (id: string) =>
-  new LLMError.InvalidRequestError({
-    provider: id,
-    message: `${id}: this provider was released when its ProviderRegistry closed`
-  })
 
 /**
  * What the registry is built from: a config decoded by `ProvidersConfig` (`load`, `parse`,
@@ -622,47 +502,7 @@ export const make = (
     const providers = Object.values(config.providers)
     const closed = yield* Deferred.make<void>()
 
-    const isClosed = Deferred.isDone(closed)
-    const whenReleased = <A, R>(id: string) => (error: LLMError.LLMError): Effect.Effect<A, LLMError.LLMError, R> =>
-      Effect.flatMap(isClosed, (done) => Effect.fail(done ? released(id) : error))
-
-    /**
-     * A built-in provider's calls end when it is released (its connection pool is destroyed with
-     * it, which cuts every request in flight): once the registry has closed, a call fails with
-     * `released` before it starts, and so does one cut by the release. Nothing runs beside the call.
-     */
-    const guardBuiltIn = (id: string, llm: LLM.Service): LLM.Service => ({
-      ...llm,
-      complete: (request) =>
-        Effect.flatMap(
-          isClosed,
-          (done) => done ? Effect.fail(released(id)) : Effect.catchAll(llm.complete(request), whenReleased(id))
-        ),
-      stream: (request) =>
-        Stream.unwrap(Effect.map(
-          isClosed,
-          (done) => done ? Stream.fail(released(id)) : Stream.catchAll(llm.stream(request), whenReleased(id))
-        ))
-    })
-
-    /** Any other provider's calls still running when the registry closes are ended by the close. */
-    const guardRacing = (id: string, llm: LLM.Service): LLM.Service => {
-      const whenClosed = Effect.zipRight(Deferred.await(closed), Effect.fail(released(id)))
-      return {
-        ...llm,
-        complete: (request) =>
-          Effect.flatMap(
-            isClosed,
-            (done) => done ? Effect.fail(released(id)) : Effect.raceFirst(llm.complete(request), whenClosed)
-          ),
-        stream: (request) =>
-          Stream.unwrap(Effect.map(
-            isClosed,
-            (done) => done ? Stream.fail(released(id)) : Stream.interruptWhen(llm.stream(request), whenClosed)
-          ))
-      }
-    }
-
+    const lifetime = Lifetime.make(closed)
     const build = (
       provider: ProvidersConfig.Provider
     ): Effect.Effect<{ readonly id: string; readonly llm: LLM.Service }, ReadonlyArray<string>, Scope.Scope> => {
@@ -673,7 +513,9 @@ export const make = (
       return factory(provider).pipe(
         Effect.map((llm) => ({
           id: provider.id,
-          llm: factory === factories[provider.type] ? guardBuiltIn(provider.id, llm) : guardRacing(provider.id, llm)
+          llm: factory === factories[provider.type]
+            ? lifetime.guardBuiltIn(provider.id, llm)
+            : lifetime.guardRacing(provider.id, llm)
         })),
         Effect.mapError((error) => error.problems)
       )
@@ -717,12 +559,12 @@ export const make = (
     const bases = new Map(
       built.flatMap((result) => Either.isRight(result) ? [[result.right.id, result.right.llm]] : [])
     )
-    const breakers = new Map<string, Resilience.CircuitBreaker>()
+    const breakers = new Map<string, CircuitBreaker.CircuitBreaker>()
     for (const provider of providers) {
-      if (isOn(provider.circuitBreaker)) {
+      if (Resilient.isOn(provider.circuitBreaker)) {
         breakers.set(
           provider.id,
-          yield* Resilience.makeCircuitBreaker({ ...provider.circuitBreaker, provider: provider.id })
+          yield* CircuitBreaker.make({ ...provider.circuitBreaker, provider: provider.id })
         )
       }
     }
@@ -731,7 +573,7 @@ export const make = (
       const base = bases.get(provider.id)!
       asFallback.set(
         provider.id,
-        resilient(base, { ...provider, fallbacks: undefined }, breakers.get(provider.id), [], closed)
+        Resilient.resilient(base, { ...provider, fallbacks: undefined }, breakers.get(provider.id), [], closed)
       )
     }
     const targets = (fallbacks: ReadonlyArray<string> | undefined) => (fallbacks ?? []).map((id) => asFallback.get(id)!)
@@ -739,23 +581,29 @@ export const make = (
     const initial = new Map<string, Entry>()
     for (const provider of providers) {
       const base = bases.get(provider.id)!
-      const service = resilient(base, provider, breakers.get(provider.id), targets(provider.fallbacks), closed)
+      const service = Resilient.resilient(
+        base,
+        provider,
+        breakers.get(provider.id),
+        targets(provider.fallbacks),
+        closed
+      )
       initial.set(provider.id, { id: provider.id, base, llm: service })
     }
     // An agent with settings of its own is built now, on its provider as configured; one without
     // uses its provider as `get` gives it.
     const agentServices = new Map<string, LLM.Service>()
     for (const agent of Object.values(config.agents)) {
-      if (!hasOwnSettings(agent)) continue
+      if (!Resilient.hasOwnSettings(agent)) continue
       const provider = config.providers[agent.provider]!
       const base = bases.get(provider.id)!
-      const settings = agentSettings(provider, agent)
+      const settings = Resilient.agentSettings(provider, agent)
       const breaker = agent.circuitBreaker === undefined
         ? breakers.get(provider.id)
-        : isOn(agent.circuitBreaker)
-        ? yield* Resilience.makeCircuitBreaker({ ...agent.circuitBreaker, provider: provider.id })
+        : Resilient.isOn(agent.circuitBreaker)
+        ? yield* CircuitBreaker.make({ ...agent.circuitBreaker, provider: provider.id })
         : undefined
-      const service = resilient(base, settings, breaker, targets(settings.fallbacks), closed)
+      const service = Resilient.resilient(base, settings, breaker, targets(settings.fallbacks), closed)
       agentServices.set(agent.id, service)
     }
 
@@ -801,7 +649,7 @@ export const make = (
       const models = summaries.flatMap((s) =>
         Object.entries(s.usage.byModel).map(([model, usage]): ModelSummary => ({ ...usage, provider: s.id, model }))
       )
-      return { providers: summaries, models, total, table: renderTable(summaries, total) }
+      return { providers: summaries, models, total, table: SummaryTable.renderTable(summaries, total) }
     })
 
     const checkConnectivity = (connectivity?: ConnectivityOptions) =>
