@@ -46,12 +46,27 @@ const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout
 
 const realPauses = (n: number) => Effect.replicateEffect(realPause, n, { discard: true })
 
+/**
+ * Polls `check` in real time until it holds; fails the test, saying what it waited for, when it
+ * still does not hold after `millis`.
+ */
+const pollUntil = (what: string, check: Effect.Effect<boolean>, millis = 3_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + millis
+    while (!(yield* check)) {
+      if (Date.now() >= deadline) {
+        return yield* Effect.dieMessage(`pollUntil: ${what} did not happen within ${millis} ms`)
+      }
+      yield* realPause
+    }
+  })
+
 const awaitRequests = (server: FakeProviderServer.Service, count: number) =>
-  Effect.repeat(Effect.zipLeft(server.requests, realPause), { until: (requests) => requests.length >= count })
+  pollUntil(`${count} requests`, Effect.map(server.requests, (requests) => requests.length >= count))
 
 /** Waits until a fiber sleeps until `at` on the TestClock. */
 const awaitSleepAt = (at: number) =>
-  Effect.repeat(Effect.zipLeft(TestClock.sleeps(), realPause), { until: Chunk.some((wake) => wake === at) })
+  pollUntil(`a sleep until ${at} on the TestClock`, Effect.map(TestClock.sleeps(), Chunk.some((wake) => wake === at)))
 
 /** The stream with its events after the first delayed by `gap` each (on Effect's Clock). */
 const gapsAfterFirst = <E>(stream: Stream.Stream<Response.StreamEvent, E>, gap: Duration.DurationInput) =>
