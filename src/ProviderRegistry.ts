@@ -47,9 +47,11 @@ import type * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
+import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Http from "./internal/http.js"
-import * as Retry from "./internal/retry.js"
+import * as Lifetime from "./internal/registry/lifetime.js"
+import * as Resilient from "./internal/registry/resilient.js"
+import * as SummaryTable from "./internal/registry/summary.js"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
 import * as Message from "./Message.js"
@@ -57,7 +59,6 @@ import * as Anthropic from "./providers/Anthropic.js"
 import * as LiteLLM from "./providers/LiteLLM.js"
 import * as OpenAI from "./providers/OpenAI.js"
 import * as ProvidersConfig from "./ProvidersConfig.js"
-import * as Resilience from "./Resilience.js"
 import * as Usage from "./Usage.js"
 
 // -----------------------------------------------------------------------------
@@ -316,20 +317,21 @@ const commonOptions = (provider: ProvidersConfig.Provider) => ({
   headers: provider.headers
 })
 
+/** Why the built-in LiteLLM factory cannot route `model`, if it cannot. */
+const unroutable = (model: string, baseUrl: string | undefined): string | undefined =>
+  LiteLLM.resolve(model, LiteLLM.routes, baseUrl !== undefined) !== undefined
+    ? undefined
+    : `"${model}" names no known LiteLLM provider prefix (${
+      Object.keys(LiteLLM.routes).map((p) => `${p}/`).join(", ")
+    }); set base_url to send a bare model name to any OpenAI-compatible server`
+
 const litellm: Factory = (provider) => {
   const model = provider.defaultModel
   if (model === undefined) {
     return Effect.fail(problem(provider, "default_model", "is required for a litellm provider"))
   }
-  if (LiteLLM.resolve(model, LiteLLM.routes, provider.baseUrl !== undefined) === undefined) {
-    return Effect.fail(problem(
-      provider,
-      "default_model",
-      `"${model}" names no known LiteLLM provider prefix (${
-        Object.keys(LiteLLM.routes).map((p) => `${p}/`).join(", ")
-      }); set base_url to send a bare model name to any OpenAI-compatible server`
-    ))
-  }
+  const unknown = unroutable(model, provider.baseUrl)
+  if (unknown !== undefined) return Effect.fail(problem(provider, "default_model", unknown))
   return Effect.gen(function*() {
     // The provider's own connection pool, destroyed with the registry's scope, so no keep-alive
     // socket outlives it.
@@ -367,6 +369,23 @@ export const factories: Factories = {
       })),
   litellm
 }
+
+/**
+ * The registry's own checks of a provider, made before anything is built and, for a file or a
+ * document, in the same round as the config's checks (so one error lists every problem): a factory
+ * for its type, and a model that the built-in LiteLLM factory can route.
+ */
+const registryChecks =
+  (table: Factories) => (provider: ProvidersConfig.ProviderOutline): ReadonlyArray<ProvidersConfig.FieldProblem> => {
+    const factory = table[provider.type]
+    if (factory === undefined) {
+      return [{ field: "type", message: `no factory builds a provider of type ${provider.type}` }]
+    }
+    const unknown = factory === litellm && provider.defaultModel !== undefined
+      ? unroutable(provider.defaultModel, provider.baseUrl)
+      : undefined
+    return unknown === undefined ? [] : [{ field: "default_model", message: unknown }]
+  }
 
 // -----------------------------------------------------------------------------
 // Combinators
@@ -418,121 +437,6 @@ export const withDefaults: {
 )
 
 // -----------------------------------------------------------------------------
-// Resilience from the config
-// -----------------------------------------------------------------------------
-
-const isOn = <A>(setting: A | false | undefined): setting is A => setting !== undefined && setting !== false
-
-/** An agent's settings on top of its provider's: each one the agent sets replaces the provider's. */
-const agentSettings = (
-  provider: ProvidersConfig.ResilienceSettings,
-  agent: ProvidersConfig.ResilienceSettings
-): ProvidersConfig.ResilienceSettings => ({
-  retry: agent.retry ?? provider.retry,
-  requestTimeout: agent.requestTimeout ?? provider.requestTimeout,
-  circuitBreaker: agent.circuitBreaker ?? provider.circuitBreaker,
-  fallbacks: agent.fallbacks ?? provider.fallbacks,
-  sameModel: agent.sameModel ?? provider.sameModel
-})
-
-const hasOwnSettings = (agent: ProvidersConfig.ResilienceSettings): boolean =>
-  agent.retry !== undefined || agent.requestTimeout !== undefined || agent.circuitBreaker !== undefined ||
-  agent.fallbacks !== undefined || agent.sameModel !== undefined
-
-/**
- * The registry's wait between two retries: it ends when the registry closes, and the next attempt
- * then fails with `released` (not retryable), so a call waiting between two retries ends with the
- * registry. Only the waits race the close, never the calls; the policy itself stays pure, so its
- * filters decide before any wait.
- */
-const waitUntilClosed = (closed: Deferred.Deferred<void>): Retry.Wait => (delay) =>
-  Effect.raceFirst(Effect.sleep(delay), Deferred.await(closed))
-
-/**
- * `base` wrapped as `Resilience.wrap` does, `fallback(retry(circuitBreaker(timeout(base))))`, with a
- * circuit breaker made beforehand (so that its state is shared by everything built on the same
- * provider) and fallbacks already wrapped in their own settings. The result keeps `base`'s
- * `providerId`, `usage` and `resetUsage`: each provider's calls count on that provider only.
- */
-const resilient = (
-  base: LLM.Service,
-  settings: ProvidersConfig.ResilienceSettings,
-  breaker: Resilience.CircuitBreaker | undefined,
-  fallbacks: ReadonlyArray<LLM.Service>,
-  closed: Deferred.Deferred<void>
-): LLM.Service => {
-  let service = isOn(settings.requestTimeout) ? Resilience.withTimeout(base, settings.requestTimeout) : base
-  if (breaker !== undefined) {
-    const inner = service
-    service = {
-      ...inner,
-      complete: (request) => breaker.protect(inner.complete(request)),
-      stream: (request) => breaker.protectStream(inner.stream(request))
-    }
-  }
-  if (isOn(settings.retry)) {
-    const policy = Resilience.retryPolicy(settings.retry)
-    service = Retry.service(
-      service,
-      fallbacks.length === 0 ? policy : Retry.beforeFallback(policy),
-      waitUntilClosed(closed)
-    )
-  }
-  if (fallbacks.length > 0) {
-    service = Resilience.withFallback(service, fallbacks, {
-      sameModel: settings.sameModel === true,
-      providerId: base.providerId
-    })
-  }
-  return { ...service, usage: base.usage, resetUsage: base.resetUsage }
-}
-
-// -----------------------------------------------------------------------------
-// Summary
-// -----------------------------------------------------------------------------
-
-const usd = (n: number): string => `$${n.toFixed(6)}`
-
-const row = (label: string, u: Usage.ModelUsage): ReadonlyArray<string> => [
-  label,
-  String(u.calls),
-  String(u.failures),
-  String(u.inputTokens),
-  String(u.cacheReadTokens),
-  String(u.cacheWriteTokens),
-  String(u.outputTokens),
-  usd(u.costUsd),
-  String(u.unpricedCalls),
-  String(u.unmeteredCalls)
-]
-
-const renderTable = (providers: ReadonlyArray<ProviderSummary>, total: Usage.TokenUsage): string => {
-  const header = [
-    "provider / model",
-    "calls",
-    "failures",
-    "input",
-    "cache read",
-    "cache write",
-    "output",
-    "cost",
-    "unpriced",
-    "unmetered"
-  ]
-  const lines: Array<ReadonlyArray<string>> = []
-  for (const provider of providers) {
-    lines.push(row(`${provider.id} (${provider.type})`, provider.usage))
-    for (const [model, usage] of Object.entries(provider.usage.byModel)) lines.push(row(`  ${model}`, usage))
-  }
-  lines.push(row("total", total))
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => line[i]!.length)))
-  const render = (cells: ReadonlyArray<string>) =>
-    cells.map((cell, i) => i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)).join("  ").trimEnd()
-  const rule = widths.map((w) => "-".repeat(w)).join("  ")
-  return [render(header), rule, ...lines.slice(0, -1).map(render), rule, render(lines[lines.length - 1]!)].join("\n")
-}
-
-// -----------------------------------------------------------------------------
 // Constructors
 // -----------------------------------------------------------------------------
 
@@ -559,12 +463,6 @@ export interface Options {
   readonly factories?: Factories | undefined
 }
 
-const released = (id: string) =>
-  new LLMError.InvalidRequestError({
-    provider: id,
-    message: `${id}: this provider was released when its ProviderRegistry closed`
-  })
-
 /**
  * What the registry is built from: a config decoded by `ProvidersConfig` (`load`, `parse`,
  * `decode`), or a {@link ProvidersConfig.Document} written in code as the YAML would be
@@ -589,52 +487,15 @@ export const make = (
   options?: Options
 ): Effect.Effect<Service, ProvidersConfig.ProvidersConfigError, Scope.Scope> =>
   Effect.gen(function*() {
-    const config = ProvidersConfig.isProvidersConfig(input) ? input : yield* ProvidersConfig.decode(input)
     const table: Factories = { ...factories, ...options?.factories }
+    const checkProvider = registryChecks(table)
+    const config = ProvidersConfig.isProvidersConfig(input)
+      ? input
+      : yield* ProvidersConfig.decode(input, "<inline>", { checkProvider })
     const providers = Object.values(config.providers)
     const closed = yield* Deferred.make<void>()
 
-    const isClosed = Deferred.isDone(closed)
-    const whenReleased = <A, R>(id: string) => (error: LLMError.LLMError): Effect.Effect<A, LLMError.LLMError, R> =>
-      Effect.flatMap(isClosed, (done) => Effect.fail(done ? released(id) : error))
-
-    /**
-     * A built-in provider's calls end when it is released (its connection pool is destroyed with
-     * it, which cuts every request in flight): once the registry has closed, a call fails with
-     * `released` before it starts, and so does one cut by the release. Nothing runs beside the call.
-     */
-    const guardBuiltIn = (id: string, llm: LLM.Service): LLM.Service => ({
-      ...llm,
-      complete: (request) =>
-        Effect.flatMap(
-          isClosed,
-          (done) => done ? Effect.fail(released(id)) : Effect.catchAll(llm.complete(request), whenReleased(id))
-        ),
-      stream: (request) =>
-        Stream.unwrap(Effect.map(
-          isClosed,
-          (done) => done ? Stream.fail(released(id)) : Stream.catchAll(llm.stream(request), whenReleased(id))
-        ))
-    })
-
-    /** Any other provider's calls still running when the registry closes are ended by the close. */
-    const guardRacing = (id: string, llm: LLM.Service): LLM.Service => {
-      const whenClosed = Effect.zipRight(Deferred.await(closed), Effect.fail(released(id)))
-      return {
-        ...llm,
-        complete: (request) =>
-          Effect.flatMap(
-            isClosed,
-            (done) => done ? Effect.fail(released(id)) : Effect.raceFirst(llm.complete(request), whenClosed)
-          ),
-        stream: (request) =>
-          Stream.unwrap(Effect.map(
-            isClosed,
-            (done) => done ? Stream.fail(released(id)) : Stream.interruptWhen(llm.stream(request), whenClosed)
-          ))
-      }
-    }
-
+    const lifetime = Lifetime.make(closed)
     const build = (
       provider: ProvidersConfig.Provider
     ): Effect.Effect<{ readonly id: string; readonly llm: LLM.Service }, ReadonlyArray<string>, Scope.Scope> => {
@@ -645,7 +506,9 @@ export const make = (
       return factory(provider).pipe(
         Effect.map((llm) => ({
           id: provider.id,
-          llm: factory === factories[provider.type] ? guardBuiltIn(provider.id, llm) : guardRacing(provider.id, llm)
+          llm: factory === factories[provider.type]
+            ? lifetime.guardBuiltIn(provider.id, llm)
+            : lifetime.guardRacing(provider.id, llm)
         })),
         Effect.mapError((error) => error.problems)
       )
@@ -657,11 +520,14 @@ export const make = (
         Object.hasOwn(config.providers, target) ? [] : [`${at}.fallbacks: provider "${target}" is not defined`]
       )
 
-    const built = yield* Effect.forEach(providers, (provider) => Effect.either(build(provider)), {
-      concurrency: "unbounded"
-    })
-    const problems: Array<string> = built.flatMap((result) => Either.isLeft(result) ? result.left : [])
-    for (const provider of providers) problems.push(...fallbackProblems(`providers.${provider.id}`, provider.fallbacks))
+    // Everything that can be checked before building, reported together.
+    const problems: Array<string> = []
+    for (const provider of providers) {
+      for (const { field, message } of checkProvider(provider)) {
+        problems.push(`providers.${provider.id}.${field}: ${message}`)
+      }
+      problems.push(...fallbackProblems(`providers.${provider.id}`, provider.fallbacks))
+    }
     for (const agent of Object.values(config.agents)) {
       if (!Object.hasOwn(config.providers, agent.provider)) {
         problems.push(`agents.${agent.id}.provider: provider "${agent.provider}" is not defined`)
@@ -672,18 +538,26 @@ export const make = (
       return yield* new ProvidersConfig.ProvidersConfigError({ path: config.source, problems })
     }
 
+    const built = yield* Effect.forEach(providers, (provider) => Effect.either(build(provider)), {
+      concurrency: "unbounded"
+    })
+    const buildProblems = built.flatMap((result) => Either.isLeft(result) ? result.left : [])
+    if (buildProblems.length > 0) {
+      return yield* new ProvidersConfig.ProvidersConfigError({ path: config.source, problems: buildProblems })
+    }
+
     // Each provider's resilience: one circuit breaker per provider (shared by its fallback role and
     // by its agents), the provider as a fallback (its own settings, not its own fallbacks: no chains
     // of chains), and the provider as `get` gives it.
     const bases = new Map(
       built.flatMap((result) => Either.isRight(result) ? [[result.right.id, result.right.llm]] : [])
     )
-    const breakers = new Map<string, Resilience.CircuitBreaker>()
+    const breakers = new Map<string, CircuitBreaker.CircuitBreaker>()
     for (const provider of providers) {
-      if (isOn(provider.circuitBreaker)) {
+      if (Resilient.isOn(provider.circuitBreaker)) {
         breakers.set(
           provider.id,
-          yield* Resilience.makeCircuitBreaker({ ...provider.circuitBreaker, provider: provider.id })
+          yield* CircuitBreaker.make({ ...provider.circuitBreaker, provider: provider.id })
         )
       }
     }
@@ -692,7 +566,7 @@ export const make = (
       const base = bases.get(provider.id)!
       asFallback.set(
         provider.id,
-        resilient(base, { ...provider, fallbacks: undefined }, breakers.get(provider.id), [], closed)
+        Resilient.resilient(base, { ...provider, fallbacks: undefined }, breakers.get(provider.id), [], closed)
       )
     }
     const targets = (fallbacks: ReadonlyArray<string> | undefined) => (fallbacks ?? []).map((id) => asFallback.get(id)!)
@@ -700,23 +574,29 @@ export const make = (
     const initial = new Map<string, Entry>()
     for (const provider of providers) {
       const base = bases.get(provider.id)!
-      const service = resilient(base, provider, breakers.get(provider.id), targets(provider.fallbacks), closed)
+      const service = Resilient.resilient(
+        base,
+        provider,
+        breakers.get(provider.id),
+        targets(provider.fallbacks),
+        closed
+      )
       initial.set(provider.id, { id: provider.id, base, llm: service })
     }
     // An agent with settings of its own is built now, on its provider as configured; one without
     // uses its provider as `get` gives it.
     const agentServices = new Map<string, LLM.Service>()
     for (const agent of Object.values(config.agents)) {
-      if (!hasOwnSettings(agent)) continue
+      if (!Resilient.hasOwnSettings(agent)) continue
       const provider = config.providers[agent.provider]!
       const base = bases.get(provider.id)!
-      const settings = agentSettings(provider, agent)
+      const settings = Resilient.agentSettings(provider, agent)
       const breaker = agent.circuitBreaker === undefined
         ? breakers.get(provider.id)
-        : isOn(agent.circuitBreaker)
-        ? yield* Resilience.makeCircuitBreaker({ ...agent.circuitBreaker, provider: provider.id })
+        : Resilient.isOn(agent.circuitBreaker)
+        ? yield* CircuitBreaker.make({ ...agent.circuitBreaker, provider: provider.id })
         : undefined
-      const service = resilient(base, settings, breaker, targets(settings.fallbacks), closed)
+      const service = Resilient.resilient(base, settings, breaker, targets(settings.fallbacks), closed)
       agentServices.set(agent.id, service)
     }
 
@@ -762,7 +642,7 @@ export const make = (
       const models = summaries.flatMap((s) =>
         Object.entries(s.usage.byModel).map(([model, usage]): ModelSummary => ({ ...usage, provider: s.id, model }))
       )
-      return { providers: summaries, models, total, table: renderTable(summaries, total) }
+      return { providers: summaries, models, total, table: SummaryTable.renderTable(summaries, total) }
     })
 
     const checkConnectivity = (connectivity?: ConnectivityOptions) =>
@@ -846,7 +726,9 @@ export const layerFromConfig = (
   Layer.scoped(ProviderRegistry, Effect.flatMap(make(config, options), (service) => validated(service, options)))
 
 /**
- * The registry of a YAML file (see `ProvidersConfig.load`).
+ * The registry of a YAML file (see `ProvidersConfig.load`). The registry's own checks (a factory
+ * for each provider's type, a LiteLLM prefix it knows) are made in the same round as the file's:
+ * one `ProvidersConfigError` lists every problem, each at its `file:line:col`.
  *
  * @since 0.1.0
  * @category Layers
@@ -857,7 +739,7 @@ export const layerFromFile = (
 ): Layer.Layer<ProviderRegistry, ProvidersConfig.ProvidersConfigError | ConnectivityError, FileSystem.FileSystem> =>
   Layer.scoped(
     ProviderRegistry,
-    ProvidersConfig.load(path).pipe(
+    ProvidersConfig.load(path, { checkProvider: registryChecks({ ...factories, ...options?.factories }) }).pipe(
       Effect.flatMap((config) => make(config, options)),
       Effect.flatMap((service) => validated(service, options))
     )

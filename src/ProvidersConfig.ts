@@ -1,7 +1,9 @@
 /**
  * The configuration of a `ProviderRegistry`: the Schema of the YAML file (providers and agents),
- * `${VAR}` substitution read through Effect's `ConfigProvider`, and `load` / `parse`, which report
- * every problem of a file at once, each naming where it is.
+ * `${VAR}` substitution read through Effect's `ConfigProvider`, and `load` / `parse` / `decode`,
+ * which report every problem of a file at once, each naming where it is (`file:line:col` of its
+ * YAML node, and the field's path). The substitution, the checks across fields and the wording of
+ * problems live in `internal/config/`.
  *
  * ```yaml
  * providers:
@@ -44,7 +46,6 @@
  * @since 0.1.0
  */
 import * as FileSystem from "@effect/platform/FileSystem"
-import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -53,6 +54,12 @@ import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as YAML from "yaml"
+import * as Checks from "./internal/config/checks.js"
+import * as Locate from "./internal/config/locate.js"
+import { describe, isRecord, onOff, type Problem, startsWith } from "./internal/config/problem.js"
+import * as ProviderTypes from "./internal/config/providerType.js"
+import * as Render from "./internal/config/render.js"
+import { substitute } from "./internal/config/substitute.js"
 import * as Pricing from "./Pricing.js"
 
 // -----------------------------------------------------------------------------
@@ -110,7 +117,7 @@ export type ConfigError = ProvidersConfigError
  * @since 0.1.0
  * @category Models
  */
-export type ProviderType = "anthropic" | "openai" | "litellm"
+export type ProviderType = ProviderTypes.ProviderType
 
 /**
  * Every {@link ProviderType}.
@@ -118,7 +125,7 @@ export type ProviderType = "anthropic" | "openai" | "litellm"
  * @since 0.1.0
  * @category Models
  */
-export const providerTypes: ReadonlyArray<ProviderType> = ["anthropic", "openai", "litellm"]
+export const providerTypes: ReadonlyArray<ProviderType> = ProviderTypes.providerTypes
 
 /**
  * The retries of each call of a provider or agent, as `Resilience.retry` takes them
@@ -236,15 +243,6 @@ export interface ProvidersConfig {
 // -----------------------------------------------------------------------------
 // Schema
 // -----------------------------------------------------------------------------
-
-const describe = (u: unknown): string => {
-  if (u === null || u === undefined) return "an empty value"
-  if (Array.isArray(u)) return "a list"
-  if (Redacted.isRedacted(u)) return "a secret"
-  if (typeof u === "object") return "a mapping"
-  if (typeof u === "string") return JSON.stringify(u.length > 80 ? `${u.slice(0, 77)}...` : u)
-  return String(u)
-}
 
 /**
  * Reports a failure of `schema` as `expected <what>, got <actual>` (the actual left out for
@@ -383,9 +381,6 @@ export const CircuitBreakerSettingsSchema = Schema.Struct({
   window: optional(TimeoutSchema)
 }).annotations({ identifier: "CircuitBreakerSettings", ...strict })
 
-const onOff = (input: unknown): boolean | undefined =>
-  input === true || input === "true" ? true : input === false || input === "false" ? false : undefined
-
 /**
  * A setting written as a mapping, as `false` (off), as `true` (when `whenTrue` is given) or as a
  * scalar that `scalar` reads. A mapping is decoded with `settings`, its problems named by their own
@@ -444,8 +439,6 @@ const resilienceFields = {
   fallbacks: optional(Fallbacks),
   sameModel: optionalKey(Flag, "same_model")
 }
-
-const resilienceKeys = ["retry", "request_timeout", "circuit_breaker", "fallbacks", "same_model"]
 
 /**
  * One entry under `providers`, as written (snake_case keys; unknown keys are refused).
@@ -562,524 +555,7 @@ export const isProvidersConfig = (u: unknown): u is ProvidersConfig =>
  * @since 0.1.0
  * @category Accessors
  */
-export const inferType = (model: string): Option.Option<ProviderType> => {
-  if (model.includes("/")) return Option.some("litellm")
-  if (model.startsWith("claude-")) return Option.some("anthropic")
-  if (/^(gpt-|chatgpt-)/.test(model) || /^o[134](-|$)/.test(model)) return Option.some("openai")
-  return Option.none()
-}
-
-// -----------------------------------------------------------------------------
-// Problems
-// -----------------------------------------------------------------------------
-
-type Path = ReadonlyArray<PropertyKey>
-
-interface Problem {
-  readonly path: Path
-  readonly message: string
-}
-
-const renderPath = (path: Path): string =>
-  path.map((key, i) => typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`).join("")
-
-const renderProblem = (problem: Problem): string =>
-  problem.path.length === 0 ? problem.message : `${renderPath(problem.path)}: ${problem.message}`
-
-const isRecord = (u: unknown): u is Record<string, unknown> =>
-  typeof u === "object" && u !== null && !Array.isArray(u) && !Redacted.isRedacted(u)
-
-/** `providers.<id>.api_key` and everything under `providers.<id>.headers`. */
-const isSecretPath = (path: Path): boolean =>
-  path[0] === "providers" && path.length >= 3 && (path[2] === "api_key" || path[2] === "headers")
-
-const startsWith = (path: Path, prefix: Path): boolean =>
-  prefix.length <= path.length && prefix.every((key, i) => path[i] === key)
-
-const knownKeys = (path: Path): ReadonlyArray<string> | undefined => {
-  switch (path.length) {
-    case 1:
-      return ["providers", "agents"]
-    case 3:
-      return path[0] === "providers"
-        ? [
-          "type",
-          "api_key",
-          "default_model",
-          "max_tokens",
-          "base_url",
-          "timeout",
-          "pricing",
-          "organization",
-          "project",
-          "api_version",
-          "headers",
-          ...resilienceKeys
-        ]
-        : path[0] === "agents"
-        ? ["provider", "model", "max_tokens", "temperature", "system", ...resilienceKeys]
-        : undefined
-    case 4:
-      if (path[0] !== "providers" && path[0] !== "agents") return undefined
-      switch (path[2]) {
-        case "retry":
-          return ["max_retries", "base_delay", "factor", "max_delay", "max_retry_after", "max_elapsed", "jitter"]
-        case "request_timeout":
-          return ["total", "first_event", "idle"]
-        case "circuit_breaker":
-          return ["failure_threshold", "reset_timeout", "failure_rate", "minimum_calls", "window"]
-        default:
-          return undefined
-      }
-    case 5:
-      return path[0] === "providers" && path[2] === "pricing"
-        ? ["input", "output", "cache_read", "cache_write", "cache_write_1h", "long_context"]
-        : undefined
-    case 6:
-      return path[0] === "providers" && path[2] === "pricing" && path[4] === "long_context"
-        ? ["threshold", "input", "output", "cache_read", "cache_write"]
-        : undefined
-    default:
-      return undefined
-  }
-}
-
-/** What a place under `pricing` takes, in words. */
-const priceExpectation = (path: Path): string | undefined => {
-  if (path[0] !== "providers" || path[2] !== "pricing") return undefined
-  if (path.length === 3) return "a mapping of model names to prices"
-  if (path.length === 4) return "a mapping with input and output prices (USD per million tokens)"
-  if (path.length === 5 && path[4] === "long_context") return "a mapping with threshold, input and output"
-  if (path[path.length - 1] === "threshold") return "a positive integer (prompt tokens)"
-  return "a non-negative number (USD per million tokens)"
-}
-
-const fromSchemaIssue = (issue: ParseResult.ArrayFormatterIssue): Problem => {
-  switch (issue._tag) {
-    case "Unexpected": {
-      const known = knownKeys(issue.path)
-      return {
-        path: issue.path,
-        message: known === undefined ? "unknown field" : `unknown field; expected one of: ${known.join(", ")}`
-      }
-    }
-    case "Missing":
-      return { path: issue.path, message: "is required" }
-    default: {
-      // Messages this module did not write (the price table's) read `Expected X, actual Y`.
-      const match = /^Expected (.*), actual (.*)$/s.exec(issue.message)
-      if (match === null) return { path: issue.path, message: issue.message }
-      return { path: issue.path, message: `expected ${priceExpectation(issue.path) ?? match[1]}, got ${match[2]}` }
-    }
-  }
-}
-
-const valueAt = (document: unknown, path: Path): unknown =>
-  path.reduce<unknown>((node, key) => isRecord(node) ? node[String(key)] : undefined, document)
-
-/** A place that should hold a mapping and does not. */
-const shapeProblem = (document: unknown, path: Path): Problem | undefined => {
-  const value = valueAt(document, path)
-  if (isRecord(value)) return undefined
-  const what = path.length === 0
-    ? "a mapping with providers (and optionally agents)"
-    : path.length === 2 && path[0] === "providers"
-    ? "a mapping of provider settings"
-    : path.length === 2 && path[0] === "agents"
-    ? "a mapping of agent settings"
-    : undefined
-  return what === undefined ? undefined : { path, message: `expected ${what}, got ${describe(value)}` }
-}
-
-/** Orders problems as their places appear in the document; unknown places last. */
-const documentOrder = (document: unknown) => {
-  const rank = (path: Path): ReadonlyArray<number> => {
-    const out: Array<number> = []
-    let node: unknown = document
-    for (const key of path) {
-      if (Array.isArray(node) && typeof key === "number") {
-        out.push(key)
-        node = node[key]
-        continue
-      }
-      if (!isRecord(node)) break
-      const index = Object.keys(node).indexOf(String(key))
-      out.push(index < 0 ? Number.MAX_SAFE_INTEGER : index)
-      node = node[String(key)]
-    }
-    return out
-  }
-  return (a: Problem, b: Problem): number => {
-    const ra = rank(a.path)
-    const rb = rank(b.path)
-    for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
-      if (ra[i] !== rb[i]) return ra[i]! - rb[i]!
-    }
-    return ra.length - rb.length
-  }
-}
-
-const scrub = (secrets: ReadonlyArray<string>) => (text: string): string =>
-  secrets.reduce((out, secret) => secret.length >= 4 ? out.split(secret).join("<redacted>") : out, text)
-
-// -----------------------------------------------------------------------------
-// ${VAR} substitution
-// -----------------------------------------------------------------------------
-
-type Segment =
-  | { readonly _tag: "Text"; readonly text: string }
-  | { readonly _tag: "Var"; readonly name: string; readonly fallback: string | undefined }
-
-const variablePattern = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s
-
-/** Splits `a ${B} c ${D:-d}` into text and variables; `$${` is a literal `${`. */
-const segmentsOf = (text: string, secret: boolean): Either.Either<ReadonlyArray<Segment>, string> => {
-  const segments: Array<Segment> = []
-  let literal = ""
-  let i = 0
-  while (i < text.length) {
-    if (text.startsWith("$${", i)) {
-      literal += "${"
-      i += 3
-    } else if (text.startsWith("${", i)) {
-      const end = text.indexOf("}", i + 2)
-      if (end < 0) return Either.left("\"${\" without a closing \"}\"")
-      const inner = text.slice(i + 2, end)
-      const match = variablePattern.exec(inner)
-      if (match === null) {
-        // A secret's text is never repeated.
-        const what = secret ? "" : `"\${${inner}}" `
-        return Either.left(`${what}is not a valid variable reference; write \${NAME} or \${NAME:-default}`)
-      }
-      if (literal !== "") segments.push({ _tag: "Text", text: literal })
-      literal = ""
-      segments.push({ _tag: "Var", name: match[1]!, fallback: match[2] })
-      i = end + 1
-    } else {
-      literal += text[i]
-      i += 1
-    }
-  }
-  if (literal !== "") segments.push({ _tag: "Text", text: literal })
-  return Either.right(segments)
-}
-
-interface Substituted {
-  readonly value: unknown
-  readonly problems: ReadonlyArray<Problem>
-  /** Places whose value could not be read: their Schema problems would only repeat it. */
-  readonly failed: ReadonlyArray<Path>
-  /** Secret values read, kept to scrub them from any problem text. */
-  readonly secrets: ReadonlyArray<string>
-}
-
-const readVariable = (name: string, secret: boolean): Effect.Effect<Option.Option<string>> =>
-  (secret ? Config.map(Config.redacted(name), Redacted.value) : Config.string(name)).pipe(
-    Config.option,
-    Effect.orElseSucceed(() => Option.none<string>())
-  )
-
-const substituteString = (
-  text: string,
-  path: Path,
-  out: { problems: Array<Problem>; failed: Array<Path>; secrets: Array<string> }
-): Effect.Effect<unknown> =>
-  Effect.gen(function*() {
-    const secret = isSecretPath(path)
-    const parsed = segmentsOf(text, secret)
-    if (Either.isLeft(parsed)) {
-      out.problems.push({ path, message: parsed.left })
-      out.failed.push(path)
-      return text
-    }
-    let value = ""
-    let ok = true
-    for (const segment of parsed.right) {
-      if (segment._tag === "Text") {
-        value += segment.text
-        continue
-      }
-      const read = yield* readVariable(segment.name, secret)
-      if (Option.isSome(read) && read.value !== "") {
-        value += read.value
-      } else if (segment.fallback !== undefined) {
-        value += segment.fallback
-      } else if (Option.isSome(read) && !secret) {
-        // set but empty: an empty string is a value
-      } else {
-        ok = false
-        out.problems.push({
-          path,
-          message: `environment variable ${segment.name} is ${Option.isSome(read) ? "empty" : "not set"}`
-        })
-      }
-    }
-    if (!ok) {
-      out.failed.push(path)
-      return undefined
-    }
-    if (secret) {
-      out.secrets.push(value)
-      return Redacted.make(value)
-    }
-    return value
-  })
-
-const substitute = (document: unknown): Effect.Effect<Substituted> =>
-  Effect.gen(function*() {
-    const out = { problems: [] as Array<Problem>, failed: [] as Array<Path>, secrets: [] as Array<string> }
-    const walk = (node: unknown, path: Path): Effect.Effect<unknown> => {
-      if (typeof node === "string") return substituteString(node, path, out)
-      if (Array.isArray(node)) return Effect.forEach(node, (item, i) => walk(item, [...path, i]))
-      if (isRecord(node)) {
-        return Effect.map(
-          Effect.forEach(Object.entries(node), ([key, value]) =>
-            Effect.map(walk(value, [...path, key]), (v) => [key, v])),
-          (entries) =>
-            Object.fromEntries(entries.filter(([, v]) => v !== undefined))
-        )
-      }
-      return Effect.succeed(node)
-    }
-    const value = yield* walk(document, [])
-    return { value, ...out }
-  })
-
-// -----------------------------------------------------------------------------
-// Checks across fields
-// -----------------------------------------------------------------------------
-
-const article = (type: ProviderType): string => type === "litellm" ? "a litellm" : `an ${type}`
-
-const crossChecks = (document: unknown, failed: ReadonlyArray<Path>): Array<Problem> => {
-  if (!isRecord(document)) return []
-  const problems: Array<Problem> = []
-  const providers = isRecord(document.providers) ? document.providers : {}
-  const types = new Map<string, ProviderType>()
-  const hasFailed = (path: Path) => failed.some((f) => startsWith(path, f) || startsWith(f, path))
-
-  if (isRecord(document.providers) && Object.keys(providers).length === 0) {
-    problems.push({ path: ["providers"], message: "define at least one provider" })
-  }
-
-  for (const [id, raw] of Object.entries(providers)) {
-    if (!isRecord(raw)) continue
-    const at = (key: string): Path => ["providers", id, key]
-    const model = typeof raw.default_model === "string" ? raw.default_model : undefined
-    let type: ProviderType | undefined
-    if (raw.type === undefined) {
-      if (raw.default_model === undefined && !hasFailed(at("default_model"))) {
-        problems.push({
-          path: at("type"),
-          message: "is required when default_model is not set; write anthropic, openai or litellm"
-        })
-      } else if (model !== undefined) {
-        type = Option.getOrUndefined(inferType(model))
-        if (type === undefined) {
-          problems.push({
-            path: at("type"),
-            message: `cannot infer the provider type from default_model "${model}"; ` +
-              "write type: anthropic, openai or litellm"
-          })
-        }
-      }
-    } else if (typeof raw.type === "string" && (providerTypes as ReadonlyArray<string>).includes(raw.type)) {
-      type = raw.type as ProviderType
-    }
-    if (type === undefined) continue
-    types.set(id, type)
-    if (type !== "litellm" && raw.api_key === undefined && !hasFailed(at("api_key"))) {
-      const variable = type === "anthropic" ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY"
-      problems.push({
-        path: at("api_key"),
-        message: `is required for ${article(type)} provider (for example api_key: \${${variable}})`
-      })
-    }
-    if (type === "anthropic" && model !== undefined && !model.startsWith("claude-")) {
-      problems.push({
-        path: at("default_model"),
-        message: `"${model}" is not a Claude model; an anthropic provider serves claude-* models`
-      })
-    }
-    if (type === "litellm" && raw.default_model === undefined && !hasFailed(at("default_model"))) {
-      problems.push({
-        path: at("default_model"),
-        message: "is required for a litellm provider (for example azure/gpt-4o, ollama/llama3, groq/llama-3.3-70b)"
-      })
-    }
-    if (type !== "openai") {
-      for (const key of ["organization", "project"]) {
-        if (raw[key] !== undefined) {
-          problems.push({ path: at(key), message: `is not taken by ${article(type)} provider (openai only)` })
-        }
-      }
-    }
-    if (type !== "litellm" && raw.api_version !== undefined) {
-      problems.push({ path: at("api_version"), message: `is not taken by ${article(type)} provider (litellm only)` })
-    }
-  }
-
-  const agents = isRecord(document.agents) ? document.agents : {}
-  const defined = Object.keys(providers)
-  for (const [id, raw] of Object.entries(agents)) {
-    if (!isRecord(raw) || typeof raw.provider !== "string" || raw.provider === "") continue
-    if (!Object.hasOwn(providers, raw.provider)) {
-      problems.push({
-        path: ["agents", id, "provider"],
-        message: `agent ${id} names provider "${raw.provider}", which is not defined; ` +
-          (defined.length === 0 ? "no providers are defined" : `defined providers: ${defined.join(", ")}`)
-      })
-      continue
-    }
-    if (
-      types.get(raw.provider) === "anthropic" && typeof raw.model === "string" && raw.model !== "" &&
-      !raw.model.startsWith("claude-")
-    ) {
-      problems.push({
-        path: ["agents", id, "model"],
-        message: `"${raw.model}" is not a Claude model, and provider ${raw.provider} is an anthropic provider`
-      })
-    }
-  }
-  problems.push(...resilienceChecks(providers, agents))
-  return problems
-}
-
-const definedProviders = (providers: Record<string, unknown>): string => {
-  const defined = Object.keys(providers)
-  return defined.length === 0 ? "no providers are defined" : `defined providers: ${defined.join(", ")}`
-}
-
-/**
- * The fallbacks of one provider or agent: each must be another defined provider, listed once.
- * Returns the problems and the valid targets.
- */
-const checkFallbacks = (
-  at: Path,
-  list: unknown,
-  providers: Record<string, unknown>,
-  own: { readonly id: string; readonly message: string } | undefined
-): { readonly problems: ReadonlyArray<Problem>; readonly targets: ReadonlyArray<string> } => {
-  const problems: Array<Problem> = []
-  const targets: Array<string> = []
-  if (!Array.isArray(list)) return { problems, targets }
-  const seen = new Set<string>()
-  list.forEach((target: unknown, i) => {
-    // Anything but a non-empty string is the Schema's to report.
-    if (typeof target !== "string" || target === "") return
-    const path = [...at, "fallbacks", i]
-    if (own !== undefined && target === own.id) {
-      problems.push({ path, message: own.message })
-    } else if (!Object.hasOwn(providers, target)) {
-      problems.push({
-        path,
-        message: `fallback provider "${target}" is not defined; ${definedProviders(providers)}`
-      })
-    } else if (seen.has(target)) {
-      problems.push({ path, message: `"${target}" is listed twice` })
-    } else {
-      targets.push(target)
-    }
-    seen.add(target)
-  })
-  return { problems, targets }
-}
-
-/** The shortest way from `from` back to itself along `edges`, as the ids passed, or `undefined`. */
-const cycleThrough = (from: string, edges: ReadonlyMap<string, ReadonlyArray<string>>): Array<string> | undefined => {
-  const previous = new Map<string, string>()
-  const queue: Array<string> = [from]
-  while (queue.length > 0) {
-    const node = queue.shift()!
-    for (const next of edges.get(node) ?? []) {
-      if (next === from) {
-        const path = [node]
-        while (path[0] !== from) path.unshift(previous.get(path[0]!)!)
-        return [...path, from]
-      }
-      if (!previous.has(next)) {
-        previous.set(next, node)
-        queue.push(next)
-      }
-    }
-  }
-  return undefined
-}
-
-/** `retry`, `request_timeout`, `circuit_breaker`, `fallbacks` and `same_model` across fields. */
-const resilienceChecks = (providers: Record<string, unknown>, agents: Record<string, unknown>): Array<Problem> => {
-  const problems: Array<Problem> = []
-  const emptyTimeout = (at: Path, raw: Record<string, unknown>) => {
-    if (isRecord(raw.request_timeout) && Object.keys(raw.request_timeout).length === 0) {
-      problems.push({ path: [...at, "request_timeout"], message: "set at least one of total, first_event, idle" })
-    }
-  }
-  // Absent or empty; a value that is not a list is the Schema's to report.
-  const noFallbacks = (list: unknown) => list === undefined || (Array.isArray(list) && list.length === 0)
-
-  const edges = new Map<string, ReadonlyArray<string>>()
-  for (const [id, raw] of Object.entries(providers)) {
-    if (!isRecord(raw)) continue
-    const at: Path = ["providers", id]
-    emptyTimeout(at, raw)
-    const checked = checkFallbacks(at, raw.fallbacks, providers, {
-      id,
-      message: `provider ${id} lists itself; a fallback must be another provider`
-    })
-    problems.push(...checked.problems)
-    edges.set(id, checked.targets)
-    if (onOff(raw.same_model) !== undefined && noFallbacks(raw.fallbacks)) {
-      problems.push({ path: [...at, "same_model"], message: "has no effect without fallbacks" })
-    }
-  }
-
-  // The shortest cycle through each provider, each cycle reported once, on its first provider in the file.
-  const order = Array.from(edges.keys())
-  const reported = new Set<string>()
-  for (const id of order) {
-    const cycle = cycleThrough(id, edges)
-    if (cycle === undefined) continue
-    const members = cycle.slice(0, -1)
-    const first = members.reduce((a, b) => order.indexOf(a) <= order.indexOf(b) ? a : b)
-    const start = members.indexOf(first)
-    const canonical = [...members.slice(start), ...members.slice(0, start)].join(" -> ")
-    if (reported.has(canonical)) continue
-    reported.add(canonical)
-    problems.push({
-      path: ["providers", id, "fallbacks"],
-      message: `the fallbacks form a cycle: ${cycle.join(" -> ")}`
-    })
-  }
-
-  for (const [id, raw] of Object.entries(agents)) {
-    if (!isRecord(raw)) continue
-    const at: Path = ["agents", id]
-    emptyTimeout(at, raw)
-    const provider = typeof raw.provider === "string" && raw.provider !== "" ? raw.provider : undefined
-    problems.push(
-      ...checkFallbacks(
-        at,
-        raw.fallbacks,
-        providers,
-        provider === undefined
-          ? undefined
-          : { id: provider, message: `"${provider}" is the agent's own provider; a fallback must be another provider` }
-      ).problems
-    )
-    if (onOff(raw.same_model) !== undefined) {
-      const own = provider !== undefined && isRecord(providers[provider]) ? providers[provider] : undefined
-      if (noFallbacks(raw.fallbacks !== undefined ? raw.fallbacks : own?.fallbacks)) {
-        problems.push({
-          path: [...at, "same_model"],
-          message: provider === undefined
-            ? "has no effect without fallbacks"
-            : `has no effect without fallbacks (the agent's own, or its provider ${provider}'s)`
-        })
-      }
-    }
-  }
-  return problems
-}
+export const inferType: (model: string) => Option.Option<ProviderType> = ProviderTypes.inferType
 
 // -----------------------------------------------------------------------------
 // Constructors
@@ -1099,23 +575,62 @@ const resolve = (file: FileSettings, source: string): ProvidersConfig => {
 }
 
 /**
- * Decodes a parsed document (a plain JavaScript value, as `yaml` or `JSON.parse` give it):
- * substitutes every `${VAR}` and `${VAR:-default}` (read through the `ConfigProvider`, keys as
- * `Redacted`), decodes it with {@link FileSchema}, infers missing types and checks what spans
- * fields. Fails with one {@link ProvidersConfigError} listing every problem, in the order of the document.
+ * A provider as far as a document could be decoded, as {@link DecodeOptions.checkProvider} sees it:
+ * its id, its type (written, or inferred from `default_model`), and `default_model` and `base_url`
+ * when written. A decoded {@link Provider} is one too.
  *
  * @since 0.1.0
- * @category Constructors
+ * @category Models
  */
-export const decode = (
+export interface ProviderOutline {
+  readonly id: string
+  readonly type: ProviderType
+  readonly defaultModel?: string | undefined
+  readonly baseUrl?: string | undefined
+}
+
+/**
+ * A problem that a {@link DecodeOptions.checkProvider} found in one field of a provider (`field` as
+ * written in the file, e.g. `"default_model"`).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface FieldProblem {
+  readonly field: string
+  readonly message: string
+}
+
+/**
+ * Options of {@link decode}, {@link parse} and {@link load}.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface DecodeOptions {
+  /**
+   * More checks of each provider whose type is known, made in the same round as the file's own, so
+   * that one error lists every problem (`ProviderRegistry` passes its own: a factory for the type,
+   * a LiteLLM prefix it knows).
+   */
+  readonly checkProvider?: ((provider: ProviderOutline) => ReadonlyArray<FieldProblem>) | undefined
+}
+
+const emptyDocument = "the configuration is empty; expected a mapping with providers (and optionally agents)"
+
+/** Substitution, the Schema, the checks across fields and `checkProvider`, in one round. */
+const decodeLocated = (
   document: unknown,
-  source: string = "<inline>"
+  source: string,
+  locate: Render.Locate | undefined,
+  options: DecodeOptions | undefined
 ): Effect.Effect<ProvidersConfig, ProvidersConfigError> =>
   Effect.gen(function*() {
     if (document === null || document === undefined) {
+      const at = locate?.([])
       return yield* new ProvidersConfigError({
         path: source,
-        problems: ["the configuration is empty; expected a mapping with providers (and optionally agents)"]
+        problems: [at === undefined ? emptyDocument : `${at}: ${emptyDocument}`]
       })
     }
     // `agents:` with nothing under it is no agents.
@@ -1128,17 +643,42 @@ export const decode = (
     if (Either.isLeft(decoded)) {
       for (const issue of ParseResult.ArrayFormatter.formatIssueSync(decoded.left.issue)) {
         if (substituted.failed.some((path) => startsWith(issue.path, path))) continue
-        problems.push(shapeProblem(substituted.value, issue.path) ?? fromSchemaIssue(issue))
+        problems.push(Render.shapeProblem(substituted.value, issue.path) ?? Render.fromSchemaIssue(issue))
       }
     }
-    problems.push(...crossChecks(substituted.value, substituted.failed))
+    const checked = Checks.crossChecks(substituted.value, substituted.failed)
+    problems.push(...checked.problems)
+    const checkProvider = options?.checkProvider
+    if (checkProvider !== undefined) {
+      for (const outline of checked.outlines) {
+        for (const { field, message } of checkProvider(outline)) {
+          problems.push({ path: ["providers", outline.id, field], message })
+        }
+      }
+    }
     if (problems.length > 0 || Either.isLeft(decoded)) {
-      const clean = scrub(substituted.secrets)
-      const rendered = problems.sort(documentOrder(document)).map((p) => clean(renderProblem(p)))
+      const clean = Render.scrub(substituted.secrets)
+      const rendered = problems.sort(Render.documentOrder(document)).map((p) => clean(Render.render(p, locate)))
       return yield* new ProvidersConfigError({ path: source, problems: Array.from(new Set(rendered)) })
     }
     return resolve(decoded.right, source)
   })
+
+/**
+ * Decodes a parsed document (a plain JavaScript value, as `yaml` or `JSON.parse` give it, or a
+ * {@link Document} written in code): substitutes every `${VAR}` and `${VAR:-default}` (read through
+ * the `ConfigProvider`, keys as `Redacted`), decodes it with {@link FileSchema}, infers missing
+ * types, checks what spans fields and runs `options.checkProvider`. Fails with one
+ * {@link ProvidersConfigError} listing every problem, in the order of the document.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const decode = (
+  document: unknown,
+  source: string = "<inline>",
+  options?: DecodeOptions
+): Effect.Effect<ProvidersConfig, ProvidersConfigError> => decodeLocated(document, source, undefined, options)
 
 const yamlProblem = (source: string, error: YAML.YAMLError): string => {
   // The first line only: the rest is a code frame, which could show a key.
@@ -1149,17 +689,21 @@ const yamlProblem = (source: string, error: YAML.YAMLError): string => {
 
 /**
  * Parses YAML text (`source` names it in errors: a file path, or `"<inline>"`), then
- * {@link decode}s it. A syntax error names the place: `examples/x.yaml:7:3: ...`.
+ * {@link decode}s it. Every problem names its place in the text where the YAML node is known:
+ * `examples/x.yaml:7:5: providers.claude_main.max_tokens: expected a positive integer, got "lots"`
+ * (a syntax error: `examples/x.yaml:7:3: ...`).
  *
  * @since 0.1.0
  * @category Constructors
  */
 export const parse = (
   text: string,
-  source: string = "<inline>"
+  source: string = "<inline>",
+  options?: DecodeOptions
 ): Effect.Effect<ProvidersConfig, ProvidersConfigError> =>
   Effect.suspend(() => {
-    const document = YAML.parseDocument(text, { merge: true, prettyErrors: true, uniqueKeys: true })
+    const lines = new YAML.LineCounter()
+    const document = YAML.parseDocument(text, { merge: true, prettyErrors: true, uniqueKeys: true, lineCounter: lines })
     if (document.errors.length > 0) {
       return Effect.fail(
         new ProvidersConfigError({ path: source, problems: document.errors.map((e) => yamlProblem(source, e)) })
@@ -1176,7 +720,7 @@ export const parse = (
         })
       )
     }
-    return decode(value, source)
+    return decodeLocated(value, source, Locate.locator(document, lines, source), options)
   })
 
 /**
@@ -1185,7 +729,10 @@ export const parse = (
  * @since 0.1.0
  * @category Constructors
  */
-export const load = (path: string): Effect.Effect<ProvidersConfig, ProvidersConfigError, FileSystem.FileSystem> =>
+export const load = (
+  path: string,
+  options?: DecodeOptions
+): Effect.Effect<ProvidersConfig, ProvidersConfigError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const text = yield* fs.readFileString(path).pipe(
@@ -1200,5 +747,5 @@ export const load = (path: string): Effect.Effect<ProvidersConfig, ProvidersConf
         })
       )
     )
-    return yield* parse(text, path)
+    return yield* parse(text, path, options)
   })

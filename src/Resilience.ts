@@ -1,11 +1,12 @@
 /**
  * Turns an `LLM` into a sturdier `LLM`, and gives the pieces to Effect users:
  *
- * - `retryPolicy` / `retry` / `retryLLM`: a retry `Schedule` over `LLMError`s that honours the
+ * - `retryPolicy` / `retry` / `withRetry`: a retry `Schedule` over `LLMError`s that honours the
  *   provider's `retry-after`, applied to an `Effect`, a `Stream` (only while it has emitted nothing,
  *   so no consumer ever sees an event twice) or every call of an `LLM`;
  * - `withTimeout`: total, time-to-first-event and idle timeouts, failing with `TimeoutError`;
- * - `withCircuitBreaker`: stops calling a failing provider for a while (`CircuitOpenError`);
+ * - `withCircuitBreaker`: stops calling a failing provider for a while (`CircuitOpenError`), with a
+ *   breaker from the `CircuitBreaker` module;
  * - `withFallback` / `fallbackChain`: an ordered chain of providers, built on `ExecutionPlan`;
  * - `wrap` / `layer`: a chosen set of the above, in one documented order:
  *   `fallback(retry(circuitBreaker(timeout(llm))))`.
@@ -30,13 +31,11 @@
  * @since 0.1.0
  */
 import type * as Arr from "effect/Array"
-import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionPlan from "effect/ExecutionPlan"
-import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -44,6 +43,7 @@ import * as Predicate from "effect/Predicate"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import * as Breaker from "./CircuitBreaker.js"
 import * as Retry from "./internal/retry.js"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
@@ -180,13 +180,15 @@ export const retry: {
 )
 
 /**
- * An `LLM` whose `complete` and `stream` are retried (see {@link retry}); usage, capabilities and
- * the rest are the wrapped provider's.
+ * An `LLM` whose `complete` and `stream` are retried (see {@link retry}); every attempt after the
+ * first is counted in the `llm.retries` metric, tagged with the error that caused it. Usage,
+ * capabilities and the rest are the wrapped provider's. Both `withRetry(llm, options)` and
+ * `pipe(llm, withRetry(options))` work.
  *
  * @since 0.1.0
  * @category Combinators
  */
-export const retryLLM: {
+export const withRetry: {
   (options?: RetryOptions | RetryPolicy): (llm: LLM.Service) => LLM.Service
   (llm: LLM.Service, options?: RetryOptions | RetryPolicy): LLM.Service
 } = dual(
@@ -195,13 +197,25 @@ export const retryLLM: {
 )
 
 /**
+ * The old name of {@link withRetry}.
+ *
+ * @deprecated Use {@link withRetry}.
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const retryLLM: {
+  (options?: RetryOptions | RetryPolicy): (llm: LLM.Service) => LLM.Service
+  (llm: LLM.Service, options?: RetryOptions | RetryPolicy): LLM.Service
+} = withRetry
+
+/**
  * Replaces the `LLM` in context with one that retries its calls.
  *
  * @since 0.1.0
  * @category Layers
  */
 export const layerRetry = (options?: RetryOptions | RetryPolicy): Layer.Layer<LLM.LLM, never, LLM.LLM> =>
-  Layer.effect(LLM.LLM, Effect.map(LLM.LLM, retryLLM(options)))
+  Layer.effect(LLM.LLM, Effect.map(LLM.LLM, withRetry(options)))
 
 // -----------------------------------------------------------------------------
 // Timeouts
@@ -337,248 +351,50 @@ export const withTimeout: {
 // -----------------------------------------------------------------------------
 
 /**
- * The state of a circuit breaker: `Closed` lets calls through, `Open` refuses them, `HalfOpen`
- * lets one trial call through.
+ * Options of {@link withCircuitBreaker}: `CircuitBreaker.Options`.
  *
  * @since 0.1.0
  * @category Models
  */
-export type CircuitState = "Closed" | "Open" | "HalfOpen"
+export type CircuitBreakerOptions = Breaker.Options
 
 /**
- * A transition of a circuit breaker, as `onStateChange` receives it.
+ * The state of a circuit breaker.
  *
+ * @deprecated Use `CircuitBreaker.State`.
  * @since 0.1.0
  * @category Models
  */
-export interface CircuitStateChange {
-  readonly provider: string
-  readonly from: CircuitState
-  readonly to: CircuitState
-}
+export type CircuitState = Breaker.State
 
 /**
- * Options of {@link withCircuitBreaker}.
+ * A transition of a circuit breaker.
  *
- * The breaker opens after `failureThreshold` consecutive failures; or, when `failureRate` is set,
- * when at least `minimumCalls` calls ended within the last `window` and that share of them failed
- * (with `failureRate` set, the consecutive rule applies only if `failureThreshold` is given too).
- *
+ * @deprecated Use `CircuitBreaker.StateChange`.
  * @since 0.1.0
  * @category Models
  */
-export interface CircuitBreakerOptions {
-  /** Consecutive failures that open the breaker. Default 5. */
-  readonly failureThreshold?: number | undefined
-  /** Open when this share (0 to 1) of the calls in `window` failed. Default: not used. */
-  readonly failureRate?: number | undefined
-  /** The rate rule needs at least this many calls in the window. Default 10. */
-  readonly minimumCalls?: number | undefined
-  /** The window of the rate rule, on Effect's `Clock`. Default 60 seconds. */
-  readonly window?: Duration.DurationInput | undefined
-  /** How long the breaker stays open before it lets a trial call through. Default 30 seconds. */
-  readonly resetTimeout?: Duration.DurationInput | undefined
-  /**
-   * Which errors count as failures of the provider. Default: the retryable ones
-   * (`LLMError.isRetryable`) other than `CircuitOpenError`; an authentication or invalid-request
-   * error says nothing about the provider's health and counts neither way.
-   */
-  readonly isFailure?: ((error: LLMError.LLMError) => boolean) | undefined
-  /** Run on every transition (after it happened). */
-  readonly onStateChange?: ((change: CircuitStateChange) => Effect.Effect<void>) | undefined
-}
+export type CircuitStateChange = Breaker.StateChange
 
 /**
- * A circuit breaker on its own, for guarding any `Effect` or `Stream` that fails with `LLMError`s.
+ * A circuit breaker on its own.
  *
+ * @deprecated Use `CircuitBreaker.CircuitBreaker` (the `CircuitBreaker` module).
  * @since 0.1.0
  * @category Models
  */
-export interface CircuitBreaker {
-  readonly state: Effect.Effect<CircuitState>
-  /** Runs the effect if the breaker allows it, and counts its outcome. */
-  readonly protect: <A, R>(effect: Effect.Effect<A, LLMError.LLMError, R>) => Effect.Effect<A, LLMError.LLMError, R>
-  /**
-   * Runs the stream if the breaker allows it; it counts as a success at its first event, as a
-   * failure if it fails before it.
-   */
-  readonly protectStream: <A, R>(
-    stream: Stream.Stream<A, LLMError.LLMError, R>
-  ) => Stream.Stream<A, LLMError.LLMError, R>
-}
-
-interface CallOutcome {
-  readonly at: number
-  readonly failed: boolean
-}
-
-type BreakerState =
-  | { readonly _tag: "Closed"; readonly consecutive: number; readonly outcomes: ReadonlyArray<CallOutcome> }
-  | { readonly _tag: "Open"; readonly until: number }
-  | { readonly _tag: "HalfOpen"; readonly trialInFlight: boolean }
-
-type Permit = { readonly trial: boolean }
-
-type Admission =
-  | { readonly _tag: "Admitted"; readonly permit: Permit; readonly change: CircuitStateChange | undefined }
-  | { readonly _tag: "Refused"; readonly retryAfter: number }
-
-/** `Released`: the call ended in a way that says nothing about the provider (interrupted, ignored error). */
-type Outcome = "Success" | "Failure" | "Released"
-
-const closed: BreakerState = { _tag: "Closed", consecutive: 0, outcomes: [] }
-
-const defaultIsFailure = (error: LLMError.LLMError): boolean =>
-  LLMError.isRetryable(error) && error._tag !== "CircuitOpenError"
+export type CircuitBreaker = Breaker.CircuitBreaker
 
 /**
- * Makes a circuit breaker whose `CircuitOpenError`s name `provider`; its state lives in a `Ref`.
- * See {@link withCircuitBreaker} for the rules.
+ * Makes a circuit breaker.
  *
+ * @deprecated Use `CircuitBreaker.make`.
  * @since 0.1.0
  * @category Constructors
  */
-export const makeCircuitBreaker = (
-  options: CircuitBreakerOptions & { readonly provider: string }
-): Effect.Effect<CircuitBreaker> =>
-  Effect.gen(function*() {
-    const provider = options.provider
-    const resetMillis = Duration.toMillis(Duration.decode(options.resetTimeout ?? Duration.seconds(30)))
-    const failureRate = options.failureRate
-    const threshold = options.failureThreshold ?? (failureRate === undefined ? 5 : undefined)
-    const minimumCalls = options.minimumCalls ?? 10
-    const windowMillis = Duration.toMillis(Duration.decode(options.window ?? Duration.seconds(60)))
-    const isFailure = options.isFailure ?? defaultIsFailure
-    const onStateChange = options.onStateChange
-    const state = yield* Ref.make<BreakerState>(closed)
-
-    const notify = (change: CircuitStateChange | undefined): Effect.Effect<void> =>
-      change === undefined ? Effect.void : Effect.zipRight(
-        Effect.logDebug(`${provider}: circuit breaker ${change.from} -> ${change.to}`),
-        onStateChange === undefined ? Effect.void : onStateChange(change)
-      )
-
-    const trips = (consecutive: number, outcomes: ReadonlyArray<CallOutcome>): boolean => {
-      if (threshold !== undefined && consecutive >= threshold) return true
-      if (failureRate === undefined || outcomes.length < minimumCalls) return false
-      const failures = outcomes.reduce((n, outcome) => outcome.failed ? n + 1 : n, 0)
-      return failures / outcomes.length >= failureRate
-    }
-
-    const admit: Effect.Effect<Permit, LLMError.CircuitOpenError> = Effect.flatMap(
-      Clock.currentTimeMillis,
-      (now) =>
-        Ref.modify(state, (s): [Admission, BreakerState] => {
-          switch (s._tag) {
-            case "Closed":
-              return [{ _tag: "Admitted", permit: { trial: false }, change: undefined }, s]
-            case "Open":
-              return now >= s.until
-                ? [
-                  {
-                    _tag: "Admitted",
-                    permit: { trial: true },
-                    change: { provider, from: "Open", to: "HalfOpen" }
-                  },
-                  { _tag: "HalfOpen", trialInFlight: true }
-                ]
-                : [{ _tag: "Refused", retryAfter: s.until - now }, s]
-            case "HalfOpen":
-              // Exactly one trial at a time: the modify is atomic, so of two racing callers one wins.
-              return s.trialInFlight
-                ? [{ _tag: "Refused", retryAfter: 0 }, s]
-                : [{ _tag: "Admitted", permit: { trial: true }, change: undefined }, {
-                  _tag: "HalfOpen",
-                  trialInFlight: true
-                }]
-          }
-        }).pipe(Effect.flatMap((admission) =>
-          admission._tag === "Admitted"
-            ? Effect.as(notify(admission.change), admission.permit)
-            : Effect.fail(
-              new LLMError.CircuitOpenError({
-                provider,
-                retryAfter: Duration.millis(admission.retryAfter),
-                message: admission.retryAfter > 0
-                  ? `${provider}: circuit breaker open; the next trial call in ${
-                    Duration.format(Duration.millis(admission.retryAfter))
-                  }`
-                  : `${provider}: circuit breaker half-open and its one trial call is in flight`
-              })
-            )
-        ))
-    )
-
-    const settle = (permit: Permit, outcome: Outcome): Effect.Effect<void> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Ref.modify(state, (s): [CircuitStateChange | undefined, BreakerState] => {
-          if (permit.trial) {
-            // Only the trial settles a half-open breaker; it holds the one slot until it ends.
-            if (s._tag !== "HalfOpen") {
-              return [undefined, s]
-            }
-            switch (outcome) {
-              case "Success":
-                return [{ provider, from: "HalfOpen", to: "Closed" }, closed]
-              case "Failure":
-                return [{ provider, from: "HalfOpen", to: "Open" }, { _tag: "Open", until: now + resetMillis }]
-              case "Released":
-                return [undefined, { _tag: "HalfOpen", trialInFlight: false }]
-            }
-          }
-          // A call admitted while closed that ends after the breaker opened changes nothing.
-          if (s._tag !== "Closed" || outcome === "Released") {
-            return [undefined, s]
-          }
-          const outcomes = failureRate === undefined
-            ? s.outcomes
-            : [
-              ...s.outcomes.filter((o) =>
-                o.at > now - windowMillis
-              ),
-              { at: now, failed: outcome === "Failure" }
-            ]
-          if (outcome === "Success") return [undefined, { _tag: "Closed", consecutive: 0, outcomes }]
-          const consecutive = s.consecutive + 1
-          return trips(consecutive, outcomes)
-            ? [{ provider, from: "Closed", to: "Open" }, { _tag: "Open", until: now + resetMillis }]
-            : [undefined, { _tag: "Closed", consecutive, outcomes }]
-        })).pipe(Effect.flatMap(notify))
-
-    const outcomeOfError = (error: LLMError.LLMError): Outcome => isFailure(error) ? "Failure" : "Released"
-
-    const outcomeOfExit = (exit: Exit.Exit<unknown, LLMError.LLMError>): Outcome => {
-      if (Exit.isSuccess(exit)) return "Success"
-      return Option.match(Cause.failureOption(exit.cause), { onNone: () => "Released", onSome: outcomeOfError })
-    }
-
-    return {
-      state: Effect.map(Ref.get(state), (s) => s._tag),
-      protect: (effect) =>
-        Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(admit, (permit) =>
-            restore(effect).pipe(Effect.onExit((exit) =>
-              settle(permit, outcomeOfExit(exit))
-            )))
-        ),
-      protectStream: (stream) =>
-        Stream.unwrapScoped(Effect.flatMap(Ref.make(false), (settled) => {
-          const once = (permit: Permit, outcome: Outcome) =>
-            Effect.flatMap(Ref.getAndSet(settled, true), (done) => done ? Effect.void : settle(permit, outcome))
-          return Effect.map(
-            // Released with the stream's scope if it ended (or was interrupted) before it settled.
-            Effect.acquireRelease(admit, (permit) => once(permit, "Released")),
-            (permit) =>
-              stream.pipe(
-                Stream.mapChunksEffect((chunk) =>
-                  Chunk.isEmpty(chunk) ? Effect.succeed(chunk) : Effect.as(once(permit, "Success"), chunk)
-                ),
-                Stream.tapError((error) => once(permit, outcomeOfError(error)))
-              )
-          )
-        }))
-    } satisfies CircuitBreaker
-  })
+export const makeCircuitBreaker: (
+  options: Breaker.Options & { readonly provider: string }
+) => Effect.Effect<Breaker.CircuitBreaker> = Breaker.make
 
 /**
  * An `LLM` behind a circuit breaker, so that a failing provider is left alone for a while instead
@@ -605,11 +421,7 @@ export const withCircuitBreaker: {
 } = dual(
   (args) => LLM.isLLM(args[0]),
   (llm: LLM.Service, options?: CircuitBreakerOptions): Effect.Effect<LLM.Service> =>
-    Effect.map(makeCircuitBreaker({ ...options, provider: llm.providerId }), (breaker) => ({
-      ...llm,
-      complete: (request) => breaker.protect(llm.complete(request)),
-      stream: (request) => breaker.protectStream(llm.stream(request))
-    }))
+    Effect.map(Breaker.make({ ...options, provider: llm.providerId }), (breaker) => Breaker.protectLLM(llm, breaker))
 )
 
 // -----------------------------------------------------------------------------

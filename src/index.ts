@@ -12,6 +12,8 @@ export * as Budget from "./Budget.js"
 /** @since 0.1.0 */
 export * as Capabilities from "./Capabilities.js"
 /** @since 0.1.0 */
+export * as CircuitBreaker from "./CircuitBreaker.js"
+/** @since 0.1.0 */
 export * as LiteLLM from "./providers/LiteLLM.js"
 /** @since 0.1.0 */
 export * as LLM from "./LLM.js"

@@ -728,6 +728,42 @@ providers:
         )
       }))
 
+    it.scoped("layerFromFile reports the file's problems and the registry's (LiteLLM prefix, factory) in one error, each at its line", () =>
+      Effect.gen(function*() {
+        const text = [
+          "providers:",
+          "  claude_main:",
+          "    api_key: k",
+          "    default_model: claude-sonnet-4-6",
+          "    max_tokens: lots",
+          "  odd:",
+          "    type: litellm",
+          "    default_model: nowhere/model-1",
+          "  openai_main: { api_key: k, default_model: gpt-4o }",
+          "agents:",
+          "  planner: { provider: claude_mian }",
+          ""
+        ].join("\n")
+        const files = FileSystem.layerNoop({ readFileString: () => Effect.succeed(text) })
+        const error = yield* Effect.flip(Layer.build(
+          ProviderRegistry.layerFromFile("config/providers.yaml", { factories: { openai: undefined } }).pipe(
+            Layer.provide(files)
+          )
+        ))
+        expect(error).toBeInstanceOf(ProvidersConfig.ProvidersConfigError)
+        expect(error.message).toBe(
+          "Invalid provider configuration in config/providers.yaml (4 problems):\n" +
+            "  - config/providers.yaml:5:5: providers.claude_main.max_tokens: expected a positive integer, got \"lots\"\n" +
+            "  - config/providers.yaml:8:5: providers.odd.default_model: \"nowhere/model-1\" names no known LiteLLM " +
+            "provider prefix (" + Object.keys(LiteLLM.routes).map((p) => `${p}/`).join(", ") +
+            "); set base_url to send a bare model name to any OpenAI-compatible server\n" +
+            // No `type:` written: the problem is placed at the provider
+            "  - config/providers.yaml:9:3: providers.openai_main.type: no factory builds a provider of type openai\n" +
+            "  - config/providers.yaml:11:14: agents.planner.provider: agent planner names provider \"claude_mian\", " +
+            "which is not defined; defined providers: claude_main, odd, openai_main"
+        )
+      }))
+
     it.scoped("a config built in code whose fallbacks name no provider", () =>
       Effect.gen(function*() {
         const server = yield* FakeProviderServer.FakeProviderServer
@@ -819,7 +855,7 @@ providers:
         )
         expect(error.message).toBe(
           "Invalid provider configuration in bad.yaml (1 problem):\n" +
-            "  - providers.a.max_tokens: expected a positive integer, got \"lots\""
+            "  - bad.yaml:2:31: providers.a.max_tokens: expected a positive integer, got \"lots\""
         )
       }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(
         new Map([

@@ -378,7 +378,10 @@ ${agents}`)
           ["fallbacks: []\nsame_model: true", "same_model: has no effect without fallbacks"]
         ]
         for (const [fields, problem] of cases) {
-          expect([fields, yield* on(fields)]).toEqual([fields, [`providers.claude_main.${problem}`]])
+          // Each problem names the line of its field: claude_main's fields start on line 7
+          const line = 7 + fields.split("\n").findIndex((l) => l.startsWith(problem.split(/[.[:]/)[0]!))
+          const got = (yield* on(fields)).map((p) => p.replace(/^(test\/providers\.yaml:\d+):\d+: /, "$1: "))
+          expect([fields, got]).toEqual([fields, [`test/providers.yaml:${line}: providers.claude_main.${problem}`]])
         }
       }))
 
@@ -399,14 +402,14 @@ ${agents}`)
 `
           )
         ).toEqual([
-          "agents.planner.retry.max_retries: expected a non-negative integer, got \"x\"",
-          "agents.planner.fallbacks[0]: \"claude_main\" is the agent's own provider; a fallback must be another provider",
-          "agents.planner.fallbacks[1]: fallback provider \"gpt\" is not defined; defined providers: openai_main, claude_main",
-          "agents.coder.same_model: has no effect without fallbacks (the agent's own, or its provider openai_main's)",
+          "test/providers.yaml:11:14: agents.planner.retry.max_retries: expected a non-negative integer, got \"x\"",
+          "test/providers.yaml:12:17: agents.planner.fallbacks[0]: \"claude_main\" is the agent's own provider; a fallback must be another provider",
+          "test/providers.yaml:12:30: agents.planner.fallbacks[1]: fallback provider \"gpt\" is not defined; defined providers: openai_main, claude_main",
+          "test/providers.yaml:13:35: agents.coder.same_model: has no effect without fallbacks (the agent's own, or its provider openai_main's)",
           // writer inherits claude_main's fallbacks: its same_model applies to them
-          "agents.reader.same_model: has no effect without fallbacks (the agent's own, or its provider claude_main's)",
-          "agents.critic.request_timeout: set at least one of total, first_event, idle",
-          "agents.critic.oops: unknown field; expected one of: provider, model, max_tokens, temperature, system, retry, " +
+          "test/providers.yaml:15:51: agents.reader.same_model: has no effect without fallbacks (the agent's own, or its provider claude_main's)",
+          "test/providers.yaml:16:36: agents.critic.request_timeout: set at least one of total, first_event, idle",
+          "test/providers.yaml:16:81: agents.critic.oops: unknown field; expected one of: provider, model, max_tokens, temperature, system, retry, " +
           "request_timeout, circuit_breaker, fallbacks, same_model"
         ])
       }))
@@ -424,9 +427,9 @@ providers:
   f: { api_key: k, default_model: gpt-4o, fallbacks: [a, d] }
 `)
         ).toEqual([
-          "providers.a.fallbacks: the fallbacks form a cycle: a -> b -> c -> a",
-          "providers.b.fallbacks: the fallbacks form a cycle: b -> c -> b",
-          "providers.d.fallbacks: the fallbacks form a cycle: d -> e -> d"
+          "test/providers.yaml:3:43: providers.a.fallbacks: the fallbacks form a cycle: a -> b -> c -> a",
+          "test/providers.yaml:4:43: providers.b.fallbacks: the fallbacks form a cycle: b -> c -> b",
+          "test/providers.yaml:6:43: providers.d.fallbacks: the fallbacks form a cycle: d -> e -> d"
         ])
       }))
 
@@ -455,15 +458,15 @@ agents:
         ))
         expect(error.message).toBe(
           `Invalid provider configuration in examples/bad.yaml (9 problems):
-  - providers.claude_main.max_tokens: expected a positive integer, got "lots"
-  - providers.claude_main.retry.max_retries: expected a non-negative integer, got "x"
-  - providers.claude_main.retry.jitter: expected true or false, got "maybe"
-  - providers.claude_main.request_timeout: expected a duration such as "30 seconds", a number of seconds, false, or a mapping with total, first_event and idle, got "soon"
-  - providers.claude_main.fallbacks: the fallbacks form a cycle: claude_main -> openai_main -> claude_main
-  - providers.claude_main.fallbacks[1]: fallback provider "opnai_main" is not defined; defined providers: claude_main, openai_main
-  - providers.openai_main.circuit_breaker.failure_threshold: expected a positive integer, got 0
-  - agents.planner.fallbacks[0]: "claude_main" is the agent's own provider; a fallback must be another provider
-  - agents.planner.temperature: expected a number between 0 and 2, got 3`
+  - examples/bad.yaml:6:5: providers.claude_main.max_tokens: expected a positive integer, got "lots"
+  - examples/bad.yaml:7:14: providers.claude_main.retry.max_retries: expected a non-negative integer, got "x"
+  - examples/bad.yaml:7:30: providers.claude_main.retry.jitter: expected true or false, got "maybe"
+  - examples/bad.yaml:8:5: providers.claude_main.request_timeout: expected a duration such as "30 seconds", a number of seconds, false, or a mapping with total, first_event and idle, got "soon"
+  - examples/bad.yaml:9:5: providers.claude_main.fallbacks: the fallbacks form a cycle: claude_main -> openai_main -> claude_main
+  - examples/bad.yaml:9:30: providers.claude_main.fallbacks[1]: fallback provider "opnai_main" is not defined; defined providers: claude_main, openai_main
+  - examples/bad.yaml:13:24: providers.openai_main.circuit_breaker.failure_threshold: expected a positive integer, got 0
+  - examples/bad.yaml:16:49: agents.planner.fallbacks[0]: "claude_main" is the agent's own provider; a fallback must be another provider
+  - examples/bad.yaml:16:63: agents.planner.temperature: expected a number between 0 and 2, got 3`
         )
       }))
   })
@@ -479,7 +482,7 @@ agents:
         const caught = yield* parse("providers: {}\n").pipe(
           Effect.catchTag("ProvidersConfigError", (e) => Effect.succeed(e.problems))
         )
-        expect(caught).toEqual(["providers: define at least one provider"])
+        expect(caught).toEqual(["test/providers.yaml:1:1: providers: define at least one provider"])
       }))
 
     it.effect("a YAML syntax error names the file, the line and the column", () =>
@@ -495,6 +498,60 @@ agents:
         ])
       }))
 
+    it.effect("each problem names file:line:col of its YAML node: a Schema problem, a cross-field one, a missing field", () =>
+      Effect.gen(function*() {
+        const text = [
+          "providers:", //                                  1
+          "  claude_main:", //                              2
+          "    api_key: k", //                              3
+          "    default_model: claude-sonnet-4-5", //        4
+          "    retry:", //                                  5
+          "      max_retries: many", //                     6  Schema
+          "    fallbacks:", //                              7
+          "      - openai_main", //                         8
+          "      - nowhere", //                             9  cross-field
+          "  openai_main:", //                              10 no api_key: the provider's line
+          "    default_model: gpt-4o", //                   11
+          "    organization: org-1", //                     12
+          "agents:", //                                     13
+          "  planner: { provider: openai_main, model: claude-opus-4-1, temperature: hot }", // 14 Schema
+          ""
+        ].join("\n")
+        expect(yield* problems(text, {}, "config/providers.yaml")).toEqual([
+          "config/providers.yaml:6:7: providers.claude_main.retry.max_retries: expected a non-negative integer, got \"many\"",
+          "config/providers.yaml:9:9: providers.claude_main.fallbacks[1]: fallback provider \"nowhere\" is not defined; " +
+          "defined providers: claude_main, openai_main",
+          "config/providers.yaml:10:3: providers.openai_main.api_key: is required for an openai provider " +
+          "(for example api_key: ${OPENAI_API_KEY})",
+          "config/providers.yaml:14:61: agents.planner.temperature: expected a number between 0 and 2, got \"hot\""
+        ])
+        // A document decoded from code has no lines: the problems name their paths only
+        const fromCode = yield* Effect.flip(ProvidersConfig.decode({ providers: { a: { default_model: "gpt-4o" } } }))
+        expect(fromCode.problems).toEqual([
+          "providers.a.api_key: is required for an openai provider (for example api_key: ${OPENAI_API_KEY})"
+        ])
+      }))
+
+    it.effect("checkProvider's problems are reported in the same round as the file's, each at its line", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(
+          ProvidersConfig.parse(
+            "providers:\n  a: { api_key: k, default_model: gpt-4o, max_tokens: 0 }\n  b:\n    type: litellm\n    default_model: x/y\n",
+            "p.yaml",
+            {
+              checkProvider: (provider) =>
+                provider.type === "litellm"
+                  ? [{ field: "default_model", message: `no route for ${provider.defaultModel}` }]
+                  : []
+            }
+          )
+        )
+        expect(error.problems).toEqual([
+          "p.yaml:2:43: providers.a.max_tokens: expected a positive integer, got 0",
+          "p.yaml:5:5: providers.b.default_model: no route for x/y"
+        ])
+      }))
+
     it.effect("a bad field names its path, what it expects and what it got", () =>
       Effect.gen(function*() {
         expect(
@@ -506,7 +563,9 @@ providers:
     default_model: claude-sonnet-4-5
     max_tokens: lots
 `)
-        ).toEqual(["providers.claude_main.max_tokens: expected a positive integer, got \"lots\""])
+        ).toEqual([
+          "test/providers.yaml:7:5: providers.claude_main.max_tokens: expected a positive integer, got \"lots\""
+        ])
       }))
 
     it.effect("a missing variable names the variable and the provider that needs it", () =>
@@ -519,7 +578,9 @@ providers:
     api_key: \${ANTHROPIC_API_KEY}
     default_model: claude-sonnet-4-5
 `)
-        ).toEqual(["providers.claude_main.api_key: environment variable ANTHROPIC_API_KEY is not set"])
+        ).toEqual([
+          "test/providers.yaml:5:5: providers.claude_main.api_key: environment variable ANTHROPIC_API_KEY is not set"
+        ])
       }))
 
     it.effect("an agent whose provider is not defined names both", () =>
@@ -533,7 +594,7 @@ agents:
   planner: { provider: claude_mian }
 `)
         ).toEqual([
-          "agents.planner.provider: agent planner names provider \"claude_mian\", which is not defined; " +
+          "test/providers.yaml:6:14: agents.planner.provider: agent planner names provider \"claude_mian\", which is not defined; " +
           "defined providers: claude_main, openai_main"
         ])
       }))
@@ -573,25 +634,25 @@ top_level: 1
         ))
         expect(error.message).toBe(
           `Invalid provider configuration in examples/bad.yaml (19 problems):
-  - providers.claude_main.type: expected one of anthropic, openai, litellm, got "antropic"
-  - providers.claude_main.api_key: environment variable ANTHROPIC_API_KEY is not set
-  - providers.claude_main.max_tokens: expected a positive integer, got "lots"
-  - providers.claude_main.timeout: expected a duration such as "30 seconds" or a number of seconds, got "soon"
-  - providers.claude_main.base_url: expected an http(s) URL, got "api.anthropic.com"
-  - providers.claude_main.max_token: unknown field; expected one of: type, api_key, default_model, max_tokens, base_url, timeout, pricing, organization, project, api_version, headers, retry, request_timeout, circuit_breaker, fallbacks, same_model
-  - providers.openai_main.organization: environment variable OPENAI_ORG is not set
-  - providers.openai_main.api_version: is not taken by an openai provider (litellm only)
-  - providers.openai_main.api_key: is required for an openai provider (for example api_key: \${OPENAI_API_KEY})
-  - providers.local.type: cannot infer the provider type from default_model "llama3"; write type: anthropic, openai or litellm
-  - providers.priced.pricing.claude-sonnet-4-5.input: expected a non-negative number (USD per million tokens), got -1
-  - providers.priced.pricing.claude-sonnet-4-5.output: expected a non-negative number (USD per million tokens), got "cheap"
-  - providers.priced.pricing.claude-sonnet-4-5.cache_reed: unknown field; expected one of: input, output, cache_read, cache_write, cache_write_1h, long_context
-  - agents.planner.provider: agent planner names provider "claude_mian", which is not defined; defined providers: claude_main, openai_main, local, priced
-  - agents.planner.temperature: expected a number between 0 and 2, got 3
-  - agents.coder.provider: is required
-  - agents.writer.max_tokens: expected a positive integer, got 0
-  - agents.analyst.model: "gpt-4o" is not a Claude model, and provider priced is an anthropic provider
-  - top_level: unknown field; expected one of: providers, agents`
+  - examples/bad.yaml:4:5: providers.claude_main.type: expected one of anthropic, openai, litellm, got "antropic"
+  - examples/bad.yaml:5:5: providers.claude_main.api_key: environment variable ANTHROPIC_API_KEY is not set
+  - examples/bad.yaml:6:5: providers.claude_main.max_tokens: expected a positive integer, got "lots"
+  - examples/bad.yaml:7:5: providers.claude_main.timeout: expected a duration such as "30 seconds" or a number of seconds, got "soon"
+  - examples/bad.yaml:8:5: providers.claude_main.base_url: expected an http(s) URL, got "api.anthropic.com"
+  - examples/bad.yaml:9:5: providers.claude_main.max_token: unknown field; expected one of: type, api_key, default_model, max_tokens, base_url, timeout, pricing, organization, project, api_version, headers, retry, request_timeout, circuit_breaker, fallbacks, same_model
+  - examples/bad.yaml:12:5: providers.openai_main.organization: environment variable OPENAI_ORG is not set
+  - examples/bad.yaml:13:5: providers.openai_main.api_version: is not taken by an openai provider (litellm only)
+  - examples/bad.yaml:10:3: providers.openai_main.api_key: is required for an openai provider (for example api_key: \${OPENAI_API_KEY})
+  - examples/bad.yaml:14:3: providers.local.type: cannot infer the provider type from default_model "llama3"; write type: anthropic, openai or litellm
+  - examples/bad.yaml:20:28: providers.priced.pricing.claude-sonnet-4-5.input: expected a non-negative number (USD per million tokens), got -1
+  - examples/bad.yaml:20:39: providers.priced.pricing.claude-sonnet-4-5.output: expected a non-negative number (USD per million tokens), got "cheap"
+  - examples/bad.yaml:20:54: providers.priced.pricing.claude-sonnet-4-5.cache_reed: unknown field; expected one of: input, output, cache_read, cache_write, cache_write_1h, long_context
+  - examples/bad.yaml:22:14: agents.planner.provider: agent planner names provider "claude_mian", which is not defined; defined providers: claude_main, openai_main, local, priced
+  - examples/bad.yaml:22:37: agents.planner.temperature: expected a number between 0 and 2, got 3
+  - examples/bad.yaml:23:3: agents.coder.provider: is required
+  - examples/bad.yaml:24:36: agents.writer.max_tokens: expected a positive integer, got 0
+  - examples/bad.yaml:25:32: agents.analyst.model: "gpt-4o" is not a Claude model, and provider priced is an anthropic provider
+  - examples/bad.yaml:26:1: top_level: unknown field; expected one of: providers, agents`
         )
       }))
 
@@ -601,27 +662,29 @@ top_level: 1
           "the configuration is empty; expected a mapping with providers (and optionally agents)"
         ])
         expect(yield* problems("- a\n- b\n")).toEqual([
-          "expected a mapping with providers (and optionally agents), got a list"
+          "test/providers.yaml:1:1: expected a mapping with providers (and optionally agents), got a list"
         ])
-        expect(yield* problems("agents: {}\n")).toEqual(["providers: is required"])
-        expect(yield* problems("providers: {}\n")).toEqual(["providers: define at least one provider"])
+        expect(yield* problems("agents: {}\n")).toEqual(["test/providers.yaml:1:1: providers: is required"])
+        expect(yield* problems("providers: {}\n")).toEqual([
+          "test/providers.yaml:1:1: providers: define at least one provider"
+        ])
         expect(yield* problems("providers:\n  a: 5\n  b:\nagents:\n  x: hi\n")).toEqual([
-          "providers.a: expected a mapping of provider settings, got 5",
-          "providers.b: expected a mapping of provider settings, got an empty value",
-          "agents.x: expected a mapping of agent settings, got \"hi\""
+          "test/providers.yaml:2:3: providers.a: expected a mapping of provider settings, got 5",
+          "test/providers.yaml:3:3: providers.b: expected a mapping of provider settings, got an empty value",
+          "test/providers.yaml:5:3: agents.x: expected a mapping of agent settings, got \"hi\""
         ])
         expect(
           yield* problems(
             "providers:\n  a: { api_key: \"${A\", type: openai }\n  b: { api_key: \"${1X}\", type: openai }\n"
           )
         ).toEqual([
-          "providers.a.api_key: \"${\" without a closing \"}\"",
-          "providers.b.api_key: is not a valid variable reference; write ${NAME} or ${NAME:-default}"
+          "test/providers.yaml:2:8: providers.a.api_key: \"${\" without a closing \"}\"",
+          "test/providers.yaml:3:8: providers.b.api_key: is not a valid variable reference; write ${NAME} or ${NAME:-default}"
         ])
         expect(yield* problems("providers:\n  a: { type: litellm, organization: o }\n")).toEqual([
           // A field that is absent comes after those present
-          "providers.a.organization: is not taken by a litellm provider (openai only)",
-          "providers.a.default_model: is required for a litellm provider (for example azure/gpt-4o, ollama/llama3, groq/llama-3.3-70b)"
+          "test/providers.yaml:2:23: providers.a.organization: is not taken by a litellm provider (openai only)",
+          "test/providers.yaml:2:3: providers.a.default_model: is required for a litellm provider (for example azure/gpt-4o, ollama/llama3, groq/llama-3.3-70b)"
         ])
       }))
 
@@ -689,7 +752,9 @@ agents:
           expect(contains(error)).toBe(false)
           expect(error.message.includes("SECRET")).toBe(false)
         }
-        expect(errors[2]!.problems).toEqual(["providers.a.max_tokens: expected a positive integer, got \"x\""])
+        expect(errors[2]!.problems).toEqual([
+          "test/providers.yaml:2:72: providers.a.max_tokens: expected a positive integer, got \"x\""
+        ])
       }))
   })
 })

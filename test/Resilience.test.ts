@@ -46,12 +46,27 @@ const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout
 
 const realPauses = (n: number) => Effect.replicateEffect(realPause, n, { discard: true })
 
+/**
+ * Polls `check` in real time until it holds; fails the test, saying what it waited for, when it
+ * still does not hold after `millis`.
+ */
+const pollUntil = (what: string, check: Effect.Effect<boolean>, millis = 3_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + millis
+    while (!(yield* check)) {
+      if (Date.now() >= deadline) {
+        return yield* Effect.dieMessage(`pollUntil: ${what} did not happen within ${millis} ms`)
+      }
+      yield* realPause
+    }
+  })
+
 const awaitRequests = (server: FakeProviderServer.Service, count: number) =>
-  Effect.repeat(Effect.zipLeft(server.requests, realPause), { until: (requests) => requests.length >= count })
+  pollUntil(`${count} requests`, Effect.map(server.requests, (requests) => requests.length >= count))
 
 /** Waits until a fiber sleeps until `at` on the TestClock. */
 const awaitSleepAt = (at: number) =>
-  Effect.repeat(Effect.zipLeft(TestClock.sleeps(), realPause), { until: Chunk.some((wake) => wake === at) })
+  pollUntil(`a sleep until ${at} on the TestClock`, Effect.map(TestClock.sleeps(), Chunk.some((wake) => wake === at)))
 
 /** The stream with its events after the first delayed by `gap` each (on Effect's Clock). */
 const gapsAfterFirst = <E>(stream: Stream.Stream<Response.StreamEvent, E>, gap: Duration.DurationInput) =>
@@ -74,7 +89,7 @@ const withClock = <A, E, R>(effect: Effect.Effect<A, E, R>, ahead: Duration.Dura
 
 describe("Resilience", () => {
   describe("retry metric", () => {
-    it.effect("retryLLM counts each retry in llm.retries, tagged with the error that caused it", () =>
+    it.effect("withRetry counts each retry in llm.retries, tagged with the error that caused it", () =>
       Effect.gen(function*() {
         const providerId = "retry-metric-test"
         const llm = yield* MockLLM.make([
@@ -84,7 +99,7 @@ describe("Resilience", () => {
           MockLLM.fail(rateLimited("1 second")),
           MockLLM.text("streamed")
         ], { providerId })
-        const retrying = Resilience.retryLLM(llm, { jitter: false })
+        const retrying = Resilience.withRetry(llm, { jitter: false })
         yield* withClock(retrying.complete({ messages: [Message.user("Hi")] }))
         yield* withClock(Response.collect(retrying.stream({ messages: [Message.user("Hi")] })))
         const count = (error: string) =>
@@ -305,18 +320,18 @@ describe("Resilience", () => {
         expect((yield* events(pipedStream))[0]).toEqual({ _tag: "TextDelta", text: "ok" })
         expect((yield* events(directStream))[0]).toEqual({ _tag: "TextDelta", text: "ok" })
 
-        const wrapped = Resilience.retryLLM(llm, { maxRetries: 1 })
-        const wrappedLast = Resilience.retryLLM({ maxRetries: 1 })(llm)
+        const wrapped = Resilience.withRetry(llm, { maxRetries: 1 })
+        const wrappedLast = Resilience.withRetry({ maxRetries: 1 })(llm)
         expect((yield* wrapped.complete(request)).content).toBe("ok")
         expect((yield* wrappedLast.complete(request)).content).toBe("ok")
       }))
   })
 
-  describe("retryLLM and layerRetry", () => {
+  describe("withRetry and layerRetry", () => {
     it.effect("retry every call of the wrapped LLM and keep its usage and identity", () =>
       Effect.gen(function*() {
         const llm = yield* MockLLM.make([MockLLM.fail(unavailable(1)), MockLLM.text("one"), MockLLM.text("two")])
-        const retrying = Resilience.retryLLM(llm)
+        const retrying = Resilience.withRetry(llm)
         expect((yield* withClock(retrying.complete(request))).content).toBe("one")
         expect((yield* withClock(events(retrying.stream(request))))[0]).toEqual({ _tag: "TextDelta", text: "two" })
         expect(retrying.providerId).toBe("mock")

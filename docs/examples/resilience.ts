@@ -7,7 +7,7 @@
  */
 // #region imports
 import { Console, Duration, Effect, Layer, Option, Queue, Stream } from "effect"
-import { Budget, LLM, LLMError, Message, Resilience, Response } from "../../src/index.js"
+import { Budget, CircuitBreaker, LLM, LLMError, Message, Resilience, Response } from "../../src/index.js"
 import { MockLLM } from "../../src/testing/index.js"
 // #endregion
 import { TestClock, TestContext } from "effect"
@@ -63,6 +63,20 @@ const breaker = Effect.gen(function*() {
   const refused = yield* Effect.flip(llm.complete(ask))
   const requests = (yield* provider.requests).length
   return { refused, requests }
+})
+// #endregion
+
+// #region shared-breaker
+// One breaker for two LLMs on the same provider (two agents, say): failures of either open it for both.
+const sharedBreaker = Effect.gen(function*() {
+  const provider = yield* MockLLM.make(() => MockLLM.fail(overloaded("mock")))
+  const breaker = yield* CircuitBreaker.make({ provider: "mock", failureThreshold: 2, resetTimeout: "30 seconds" })
+  const planner = CircuitBreaker.protectLLM(provider, breaker)
+  const coder = CircuitBreaker.protectLLM(provider, breaker)
+  yield* Effect.either(planner.complete(ask))
+  yield* Effect.either(coder.complete(ask))
+  const refused = yield* Effect.flip(planner.complete(ask)) // CircuitOpenError: no request
+  return { refused, state: yield* breaker.state, requests: (yield* provider.requests).length }
 })
 // #endregion
 
@@ -154,6 +168,12 @@ const main = Effect.gen(function*() {
   assert.equal(refused._tag, "CircuitOpenError")
   assert.equal(requests, 3)
   console.log("ok  circuit breaker")
+
+  const shared = yield* sharedBreaker
+  assert.equal(shared.refused._tag, "CircuitOpenError")
+  assert.equal(shared.state, "Open")
+  assert.equal(shared.requests, 2)
+  console.log("ok  shared circuit breaker")
 
   const chain = yield* fallback
   assert.equal(chain.reply.providerId, "backup")
