@@ -25,6 +25,9 @@ import * as Response from "../../src/Response.js"
 import * as FakeProviderServer from "../../src/testing/FakeProviderServer.js"
 import * as Tool from "../../src/Tool.js"
 import * as Usage from "../../src/Usage.js"
+import * as Helpers from "../helpers.js"
+
+const { providerError, withinRealTime } = Helpers
 
 const { Reply } = FakeProviderServer
 
@@ -60,23 +63,15 @@ const ask = (text: string, extra: Partial<LLM.CompletionRequest> = {}): LLM.Comp
   ...extra
 })
 
-const providerError = (protocol: FakeProviderServer.Protocol) =>
-(
-  status: number,
-  kind: { readonly anthropic: string; readonly openai: { readonly type: string; readonly code?: string } },
-  message: string,
-  headers?: Record<string, string>
-) =>
-  protocol === "anthropic"
-    ? Reply.anthropicError(status, kind.anthropic, message, headers)
-    : Reply.openaiError(status, { message, ...kind.openai }, headers)
-
+/** The error of a call that must fail; a hang fails the test after 5 s of real time (TestClock cannot freeze it). */
 const failure = <A>(effect: Effect.Effect<A, LLMError.LLMError>) =>
-  // A hang fails the test (as a defect) instead of blocking it.
-  Effect.flip(effect).pipe(Effect.timeout("5 seconds"), Effect.orDie)
+  Effect.flip(effect).pipe(withinRealTime(5_000, "a call that should fail"))
 
-/** A real 1 ms pause, letting I/O progress while the test polls (TestClock freezes Effect's own sleeps). */
-const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 1)))
+/** Waits for the server to see `count` client aborts: at most 3 s of real time. */
+const awaitAborted = (server: FakeProviderServer.Service, count = 1) =>
+  server.awaitAborted(count).pipe(withinRealTime(3_000, `${count} aborted response(s) at the server`))
+
+const realPause = Helpers.realPause()
 
 /**
  * Runs an effect while both clocks move: Effect's TestClock (our own timers) and real time (an
@@ -538,8 +533,8 @@ export const conformance = (target: Target) =>
         Effect.gen(function*() {
           const { llm, server } = yield* setup()
           yield* server.enqueue(Reply.scripted({ text: ["a", "b", "c", "d", "e"] }, { dropAfterEvents: 4 }))
-          const exit = yield* Effect.exit(
-            Stream.runDrain(llm.stream(ask("Hi", { model: target.model }))).pipe(Effect.timeout("5 seconds"))
+          const exit = yield* Effect.exit(Stream.runDrain(llm.stream(ask("Hi", { model: target.model })))).pipe(
+            withinRealTime(5_000, "a stream whose socket drops")
           )
           expect(Exit.isFailure(exit)).toBe(true)
           if (Exit.isFailure(exit)) {
@@ -622,7 +617,7 @@ export const conformance = (target: Target) =>
           )
           // Effect's clock stands still until the request is in and its headers have had time to
           // come back: the body's first read starts then, or within the first steps.
-          yield* Effect.repeat(Effect.zipLeft(server.requests, realPause), { until: (r) => r.length === 1 })
+          yield* Helpers.awaitRequests(server, 1)
           yield* Effect.repeatN(realPause, 20)
           let elapsed = 0
           while (fiber.unsafePoll() === null && elapsed < 60_000) {
@@ -635,7 +630,7 @@ export const conformance = (target: Target) =>
           expect(error.message).toContain("silent for 30s")
           expect(elapsed).toBeGreaterThanOrEqual(30_000)
           expect(elapsed).toBeLessThanOrEqual(35_000)
-          yield* server.awaitAborted(1).pipe(Effect.timeout("3 seconds"), Effect.orDie)
+          yield* awaitAborted(server)
           expect(yield* llm.usage).toMatchObject({ calls: 1, failures: 1 })
         }))
 
@@ -663,7 +658,7 @@ export const conformance = (target: Target) =>
           yield* TestClock.adjust("2 seconds")
           const error = yield* Fiber.join(fiber)
           expect(error._tag).toBe("TimeoutError")
-          yield* server.awaitAborted(1).pipe(Effect.timeout("3 seconds"), Effect.orDie)
+          yield* awaitAborted(server)
           expect(yield* llm.usage).toMatchObject({ calls: 1, failures: 1 })
         }))
     })
@@ -791,7 +786,7 @@ export const conformance = (target: Target) =>
           )
           const taken = yield* Fiber.join(fiber)
           expect(Chunk.size(taken)).toBe(3)
-          yield* server.awaitAborted(1).pipe(Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => "no abort" }))
+          yield* awaitAborted(server)
           expect(yield* server.abortedResponses).toBe(1)
           const usage = yield* llm.usage
           expect(usage.calls).toBe(1)
@@ -804,9 +799,9 @@ export const conformance = (target: Target) =>
           const { llm, server } = yield* setup()
           yield* server.enqueue(Reply.hang)
           const fiber = yield* Effect.fork(llm.complete(ask("Hi", { model: target.model })))
-          yield* Effect.repeat(Effect.zipLeft(server.requests, realPause), { until: (r) => r.length === 1 })
+          yield* Helpers.awaitRequests(server, 1)
           yield* Fiber.interrupt(fiber)
-          yield* server.awaitAborted(1).pipe(Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => "no abort" }))
+          yield* awaitAborted(server)
         }))
     })
 
