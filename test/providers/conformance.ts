@@ -830,14 +830,52 @@ export const conformance = (target: Target) =>
           expect(usage.inputTokens).toBe(target.protocol === "anthropic" ? 33 : 0)
         }))
 
+      it.scoped("Fiber.interrupt on a fiber reading a stream closes its socket and records the usage seen", () =>
+        Effect.gen(function*() {
+          const { llm, server } = yield* setup()
+          yield* server.enqueue(
+            Reply.scripted({ text: Array.from({ length: 400 }, (_, i) => `t${i} `), usage: { inputTokens: 33 } }, {
+              delayBetweenEventsMillis: 5
+            })
+          )
+          const firstText = yield* Deferred.make<void>()
+          const seen: Array<string> = []
+          const fiber = yield* llm.stream(ask("Hi", { model: target.model })).pipe(
+            Stream.runForEach((event) =>
+              event._tag === "TextDelta"
+                ? Effect.zipRight(Effect.sync(() => seen.push(event.text)), Deferred.succeed(firstText, undefined))
+                : Effect.void
+            ),
+            Effect.fork
+          )
+          yield* Deferred.await(firstText).pipe(withinRealTime(3_000, "the stream's first text"))
+          expect(yield* server.inFlightResponses).toBe(1)
+          expect(yield* server.abortedResponses).toBe(0)
+          const exit = yield* Fiber.interrupt(fiber)
+          expect(Exit.isInterrupted(exit)).toBe(true)
+          // The server sees its response cut off by the client (its socket closed), long before
+          // the 2 s it would take to write the whole reply.
+          yield* awaitAborted(server)
+          expect(yield* server.inFlightResponses).toBe(0)
+          expect(yield* server.abortedResponses).toBe(1)
+          expect(seen.length).toBeLessThan(400)
+          expect(yield* server.requests).toHaveLength(1)
+          const usage = yield* llm.usage
+          expect(usage).toMatchObject({ calls: 1, failures: 1 })
+          expect(usage.inputTokens).toBe(target.protocol === "anthropic" ? 33 : 0)
+        }))
+
       it.scoped("interrupting a complete aborts the request", () =>
         Effect.gen(function*() {
           const { llm, server } = yield* setup()
           yield* server.enqueue(Reply.hang)
           const fiber = yield* Effect.fork(llm.complete(ask("Hi", { model: target.model })))
           yield* Helpers.awaitRequests(server, 1)
-          yield* Fiber.interrupt(fiber)
+          expect(yield* server.inFlightResponses).toBe(1)
+          expect(Exit.isInterrupted(yield* Fiber.interrupt(fiber))).toBe(true)
           yield* awaitAborted(server)
+          expect(yield* server.inFlightResponses).toBe(0)
+          expect(yield* llm.usage).toMatchObject({ calls: 1, failures: 1 })
         }))
     })
 
