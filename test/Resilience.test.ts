@@ -1,5 +1,4 @@
 import { describe, expect, it } from "@effect/vitest"
-import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -22,6 +21,7 @@ import * as Response from "../src/Response.js"
 import * as Telemetry from "../src/Telemetry.js"
 import * as FakeProviderServer from "../src/testing/FakeProviderServer.js"
 import * as MockLLM from "../src/testing/MockLLM.js"
+import { awaitRequests, awaitSleepAt, events, realPauses } from "./helpers.js"
 
 const request: LLM.CompletionRequest = { messages: [Message.user("Hi")] }
 
@@ -41,18 +41,6 @@ const { Reply } = FakeProviderServer
 const openai = (server: FakeProviderServer.Service, providerId: string) =>
   OpenAI.make({ apiKey: Redacted.make("sk-test"), baseUrl: server.openaiBaseUrl, providerId })
 
-/** A real 1 ms pause, letting I/O progress while the test polls (TestClock freezes Effect's own sleeps). */
-const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 1)))
-
-const realPauses = (n: number) => Effect.replicateEffect(realPause, n, { discard: true })
-
-const awaitRequests = (server: FakeProviderServer.Service, count: number) =>
-  Effect.repeat(Effect.zipLeft(server.requests, realPause), { until: (requests) => requests.length >= count })
-
-/** Waits until a fiber sleeps until `at` on the TestClock. */
-const awaitSleepAt = (at: number) =>
-  Effect.repeat(Effect.zipLeft(TestClock.sleeps(), realPause), { until: Chunk.some((wake) => wake === at) })
-
 /** The stream with its events after the first delayed by `gap` each (on Effect's Clock). */
 const gapsAfterFirst = <E>(stream: Stream.Stream<Response.StreamEvent, E>, gap: Duration.DurationInput) =>
   stream.pipe(
@@ -61,8 +49,6 @@ const gapsAfterFirst = <E>(stream: Stream.Stream<Response.StreamEvent, E>, gap: 
   )
 
 const calls = (llm: MockLLM.Service) => Effect.map(llm.requests, (requests) => requests.length)
-
-const events = <A, E, R>(stream: Stream.Stream<A, E, R>) => Effect.map(Stream.runCollect(stream), Chunk.toReadonlyArray)
 
 /** Runs an effect in a fiber while the test clock moves far ahead. */
 const withClock = <A, E, R>(effect: Effect.Effect<A, E, R>, ahead: Duration.DurationInput = "10 minutes") =>

@@ -6,6 +6,8 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import type * as LLM from "../src/LLM.js"
+import * as Message from "../src/Message.js"
 import * as FakeProviderServer from "../src/testing/FakeProviderServer.js"
 
 const { Reply } = FakeProviderServer
@@ -54,6 +56,12 @@ export const awaitRequests = (server: FakeProviderServer.Service, count: number)
 /** Waits (in real time, at most 3 s) until a fiber sleeps until `at` on the TestClock. */
 export const awaitSleepAt = (at: number): Effect.Effect<void> =>
   awaitTrue(Effect.map(TestClock.sleeps(), Chunk.some((wake) => wake === at)), `a sleep until ${at} on the TestClock`)
+
+/** A request with one user message, and any other fields given. */
+export const ask = (text: string, extra: Partial<LLM.CompletionRequest> = {}): LLM.CompletionRequest => ({
+  messages: [Message.user(text)],
+  ...extra
+})
 
 /** Every element of a stream, as an array. */
 export const events = <A, E, R>(stream: Stream.Stream<A, E, R>): Effect.Effect<ReadonlyArray<A>, E, R> =>

@@ -26,7 +26,7 @@ import * as Tool from "../../src/Tool.js"
 import * as Usage from "../../src/Usage.js"
 import * as Helpers from "../helpers.js"
 
-const { providerError, withinRealTime } = Helpers
+const { ask, providerError, withinRealTime } = Helpers
 
 const { Reply } = FakeProviderServer
 
@@ -57,11 +57,6 @@ export const weatherTool = Tool.make({
   parameters: Schema.Struct({ city: Schema.String })
 })
 
-const ask = (text: string, extra: Partial<LLM.CompletionRequest> = {}): LLM.CompletionRequest => ({
-  messages: [Message.user(text)],
-  ...extra
-})
-
 /** The error of a call that must fail; a hang fails the test after 5 s of real time (TestClock cannot freeze it). */
 const failure = <A>(effect: Effect.Effect<A, LLMError.LLMError>) =>
   Effect.flip(effect).pipe(withinRealTime(5_000, "a call that should fail"))
@@ -81,7 +76,7 @@ const withBothClocks = <A, E>(effect: Effect.Effect<A, E>) =>
     const fiber = yield* Effect.fork(effect)
     for (let step = 0; step < 250 && fiber.unsafePoll() === null; step++) {
       yield* TestClock.adjust("100 millis")
-      yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
+      yield* Helpers.realPause(5)
     }
     return yield* Fiber.join(fiber)
   })
