@@ -1,5 +1,4 @@
 import { describe, expect, it } from "@effect/vitest"
-import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -22,6 +21,7 @@ import * as Response from "../src/Response.js"
 import * as Telemetry from "../src/Telemetry.js"
 import * as FakeProviderServer from "../src/testing/FakeProviderServer.js"
 import * as MockLLM from "../src/testing/MockLLM.js"
+import { awaitRequests, awaitSleepAt, events, realPauses } from "./helpers.js"
 
 const request: LLM.CompletionRequest = { messages: [Message.user("Hi")] }
 
@@ -41,33 +41,6 @@ const { Reply } = FakeProviderServer
 const openai = (server: FakeProviderServer.Service, providerId: string) =>
   OpenAI.make({ apiKey: Redacted.make("sk-test"), baseUrl: server.openaiBaseUrl, providerId })
 
-/** A real 1 ms pause, letting I/O progress while the test polls (TestClock freezes Effect's own sleeps). */
-const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 1)))
-
-const realPauses = (n: number) => Effect.replicateEffect(realPause, n, { discard: true })
-
-/**
- * Polls `check` in real time until it holds; fails the test, saying what it waited for, when it
- * still does not hold after `millis`.
- */
-const pollUntil = (what: string, check: Effect.Effect<boolean>, millis = 3_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + millis
-    while (!(yield* check)) {
-      if (Date.now() >= deadline) {
-        return yield* Effect.dieMessage(`pollUntil: ${what} did not happen within ${millis} ms`)
-      }
-      yield* realPause
-    }
-  })
-
-const awaitRequests = (server: FakeProviderServer.Service, count: number) =>
-  pollUntil(`${count} requests`, Effect.map(server.requests, (requests) => requests.length >= count))
-
-/** Waits until a fiber sleeps until `at` on the TestClock. */
-const awaitSleepAt = (at: number) =>
-  pollUntil(`a sleep until ${at} on the TestClock`, Effect.map(TestClock.sleeps(), Chunk.some((wake) => wake === at)))
-
 /** The stream with its events after the first delayed by `gap` each (on Effect's Clock). */
 const gapsAfterFirst = <E>(stream: Stream.Stream<Response.StreamEvent, E>, gap: Duration.DurationInput) =>
   stream.pipe(
@@ -76,8 +49,6 @@ const gapsAfterFirst = <E>(stream: Stream.Stream<Response.StreamEvent, E>, gap: 
   )
 
 const calls = (llm: MockLLM.Service) => Effect.map(llm.requests, (requests) => requests.length)
-
-const events = <A, E, R>(stream: Stream.Stream<A, E, R>) => Effect.map(Stream.runCollect(stream), Chunk.toReadonlyArray)
 
 /** Runs an effect in a fiber while the test clock moves far ahead. */
 const withClock = <A, E, R>(effect: Effect.Effect<A, E, R>, ahead: Duration.DurationInput = "10 minutes") =>

@@ -23,7 +23,6 @@ import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import { inspect } from "node:util"
 import type * as LLM from "../src/LLM.js"
-import * as Message from "../src/Message.js"
 import * as Pricing from "../src/Pricing.js"
 import * as Anthropic from "../src/providers/Anthropic.js"
 import * as OpenAI from "../src/providers/OpenAI.js"
@@ -31,6 +30,7 @@ import * as Response from "../src/Response.js"
 import * as Telemetry from "../src/Telemetry.js"
 import * as FakeProviderServer from "../src/testing/FakeProviderServer.js"
 import type * as Usage from "../src/Usage.js"
+import { ask } from "./helpers.js"
 
 const { Reply } = FakeProviderServer
 const A = Telemetry.Attributes
@@ -147,11 +147,6 @@ const targets: ReadonlyArray<Target> = [
 let unique = 0
 /** Metrics are global: each test gets its own provider id to read exact values back. */
 const uniqueProviderId = (name: string) => `telemetry-${name}-${Date.now()}-${++unique}`
-
-const ask = (text: string, extra: Partial<LLM.CompletionRequest> = {}): LLM.CompletionRequest => ({
-  messages: [Message.user(text)],
-  ...extra
-})
 
 const scriptedUsage = {
   inputTokens: 120,

@@ -401,7 +401,13 @@ export interface Service {
   readonly abortedResponses: Effect.Effect<number>
   /** Resolves once `abortedResponses >= count`. */
   readonly awaitAborted: (count: number) => Effect.Effect<void>
+  /** Open sockets, idle keep-alive ones included (a client's pool may open one in advance). */
   readonly openConnections: Effect.Effect<number>
+  /**
+   * Responses received since the last `reset` that are still being written: neither finished nor
+   * cut off by their client. A call whose fiber was interrupted leaves none behind.
+   */
+  readonly inFlightResponses: Effect.Effect<number>
   /**
    * Clears the queue, the handler and the records (requests and the aborted count). Responses still
    * in flight from before the reset are no longer counted when their client goes away.
@@ -1032,6 +1038,8 @@ export const make = (options?: { readonly port?: number }): Effect.Effect<Servic
     const generation = yield* Ref.make(0)
     const abortWaiters = new Set<() => void>()
     const sockets = new Set<Net.Socket>()
+    // every response being written, with the generation it started in
+    const inFlight = new Map<Http.ServerResponse, number>()
     let closing = false
 
     const onAborted = () => {
@@ -1087,8 +1095,11 @@ export const make = (options?: { readonly port?: number }): Effect.Effect<Servic
     const server = Http.createServer({ noDelay: true }, (req, res) => {
       const exchange: Exchange = { req, res, selfDestroyed: false }
       const started = Effect.runSync(Ref.get(generation))
+      inFlight.set(res, started)
+      res.on("finish", () => inFlight.delete(res))
       const fiber = run(handle(exchange))
       res.on("close", () => {
+        inFlight.delete(res)
         if (res.writableFinished) return
         if (!exchange.selfDestroyed && !closing && Effect.runSync(Ref.get(generation)) === started) onAborted()
         fiber.unsafeInterruptAsFork(FiberId.none)
@@ -1142,6 +1153,12 @@ export const make = (options?: { readonly port?: number }): Effect.Effect<Servic
           })
         }),
       openConnections: Effect.sync(() => sockets.size),
+      inFlightResponses: Effect.sync(() => {
+        const current = Effect.runSync(Ref.get(generation))
+        let count = 0
+        for (const started of inFlight.values()) if (started === current) count++
+        return count
+      }),
       reset: Effect.all([
         Ref.set(queue, []),
         Ref.set(handler, Option.none()),

@@ -90,6 +90,22 @@ layer(FakeProviderServer.layer())("OpenAI specifics", (it) => {
         cacheWriteTokens: 0,
         reasoningTokens: 0
       })
+      // gpt-4o at $2.50 input, $1.25 cache read, $10 output per million: 40 x 2.5 + 60 x 1.25 + 3 x 10 = 205
+      expect(reply.costUsd).toBeCloseTo(0.000205, 12)
+      // The provider's tally holds the call once: not once per chunk that mentions usage.
+      const usage = yield* llm.usage
+      expect(usage).toMatchObject({
+        calls: 1,
+        failures: 0,
+        inputTokens: 100,
+        outputTokens: 3,
+        cacheReadTokens: 60,
+        cacheWriteTokens: 0,
+        reasoningTokens: 0,
+        unmeteredCalls: 0
+      })
+      expect(usage.costUsd).toBeCloseTo(0.000205, 12)
+      expect(usage.byModel["gpt-4o"]).toMatchObject({ calls: 1, inputTokens: 100, outputTokens: 3 })
     }))
 })
 

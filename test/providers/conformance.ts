@@ -21,11 +21,13 @@ import { inspect } from "node:util"
 import type * as LLM from "../../src/LLM.js"
 import * as LLMError from "../../src/LLMError.js"
 import * as Message from "../../src/Message.js"
-import * as Pricing from "../../src/Pricing.js"
 import * as Response from "../../src/Response.js"
 import * as FakeProviderServer from "../../src/testing/FakeProviderServer.js"
 import * as Tool from "../../src/Tool.js"
 import * as Usage from "../../src/Usage.js"
+import * as Helpers from "../helpers.js"
+
+const { ask, providerError, withinRealTime } = Helpers
 
 const { Reply } = FakeProviderServer
 
@@ -56,28 +58,15 @@ export const weatherTool = Tool.make({
   parameters: Schema.Struct({ city: Schema.String })
 })
 
-const ask = (text: string, extra: Partial<LLM.CompletionRequest> = {}): LLM.CompletionRequest => ({
-  messages: [Message.user(text)],
-  ...extra
-})
-
-const providerError = (protocol: FakeProviderServer.Protocol) =>
-(
-  status: number,
-  kind: { readonly anthropic: string; readonly openai: { readonly type: string; readonly code?: string } },
-  message: string,
-  headers?: Record<string, string>
-) =>
-  protocol === "anthropic"
-    ? Reply.anthropicError(status, kind.anthropic, message, headers)
-    : Reply.openaiError(status, { message, ...kind.openai }, headers)
-
+/** The error of a call that must fail; a hang fails the test after 5 s of real time (TestClock cannot freeze it). */
 const failure = <A>(effect: Effect.Effect<A, LLMError.LLMError>) =>
-  // A hang fails the test (as a defect) instead of blocking it.
-  Effect.flip(effect).pipe(Effect.timeout("5 seconds"), Effect.orDie)
+  Effect.flip(effect).pipe(withinRealTime(5_000, "a call that should fail"))
 
-/** A real 1 ms pause, letting I/O progress while the test polls (TestClock freezes Effect's own sleeps). */
-const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 1)))
+/** Waits for the server to see `count` client aborts: at most 3 s of real time. */
+const awaitAborted = (server: FakeProviderServer.Service, count = 1) =>
+  server.awaitAborted(count).pipe(withinRealTime(3_000, `${count} aborted response(s) at the server`))
+
+const realPause = Helpers.realPause()
 
 /**
  * Runs an effect while both clocks move: Effect's TestClock (our own timers) and real time (an
@@ -88,10 +77,50 @@ const withBothClocks = <A, E>(effect: Effect.Effect<A, E>) =>
     const fiber = yield* Effect.fork(effect)
     for (let step = 0; step < 250 && fiber.unsafePoll() === null; step++) {
       yield* TestClock.adjust("100 millis")
-      yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
+      yield* Helpers.realPause(5)
     }
     return yield* Fiber.join(fiber)
   })
+
+/**
+ * Costs in USD for the usages this suite scripts, worked out by hand from the list prices in
+ * PRICING-FACTS.md (USD per million tokens), never from `Pricing` (the code under test).
+ */
+interface HandPriced {
+  /** 12 input, 5 output tokens. */
+  readonly plain: number
+  /** 9 input, 4 output tokens. */
+  readonly streamed: number
+  /** `richReply`'s usage as this protocol reports it. */
+  readonly rich: number
+  /** 200 calls: 21,900 input and 794 output tokens in all. */
+  readonly concurrent: number
+  /** Anthropic: what `message_start` reports for a 30-token prompt (30 input, 1 output). */
+  readonly atMessageStart?: number
+}
+
+// claude-sonnet-4-6: input 3, output 15, cache read 0.30, cache write (5 min) 3.75
+const claudeSonnet46: HandPriced = {
+  plain: 0.000111, // 12 x 3 + 5 x 15 = 111
+  streamed: 0.000087, // 9 x 3 + 4 x 15 = 87
+  rich: 0.006015, // (1200 - 800 - 100) x 3 + 800 x 0.30 + 100 x 3.75 + 300 x 15 = 900 + 240 + 375 + 4500
+  concurrent: 0.07761, // 21,900 x 3 + 794 x 15 = 65,700 + 11,910
+  atMessageStart: 0.000105 // 30 x 3 + 1 x 15
+}
+
+// gpt-4o: input 2.50, output 10, cache read 1.25
+const gpt4o: HandPriced = {
+  plain: 0.00008, // 12 x 2.5 + 5 x 10 = 80
+  streamed: 0.0000625, // 9 x 2.5 + 4 x 10 = 62.5
+  rich: 0.005, // (1200 - 800) x 2.5 + 800 x 1.25 + 300 x 10 = 1000 + 1000 + 3000 (reasoning is part of output)
+  concurrent: 0.06269 // 21,900 x 2.5 + 794 x 10 = 54,750 + 7,940
+}
+
+const handPriced: Readonly<Record<string, HandPriced>> = {
+  "claude-sonnet-4-6": claudeSonnet46,
+  "gpt-4o": gpt4o,
+  "openai/gpt-4o": gpt4o
+}
 
 const richReply: FakeProviderServer.ScriptedReply = {
   thinking: { text: ["Let me ", "think about ", "the weather."], signature: "sig-abc123" },
@@ -118,6 +147,9 @@ export const conformance = (target: Target) =>
         return { server, llm }
       })
 
+    const costs = handPriced[target.model]
+    if (costs === undefined) throw new Error(`conformance: no hand-computed prices for ${target.model}`)
+
     // The usage the fake server's rendering gives for `richReply` in this protocol.
     const expectedRichUsage: Usage.Tokens = target.protocol === "anthropic"
       ? { inputTokens: 1200, outputTokens: 300, cacheReadTokens: 800, cacheWriteTokens: 100, reasoningTokens: 0 }
@@ -139,8 +171,7 @@ export const conformance = (target: Target) =>
           expect(reply.parts).toEqual([Message.text("Hello world")])
           expect(reply.finishReason).toBe("stop")
           expect(reply.usage).toEqual(Usage.tokens({ inputTokens: 12, outputTokens: 5 }))
-          expect(reply.costUsd).toBeCloseTo(Pricing.cost(target.model, reply.usage)!, 12)
-          expect(reply.costUsd).toBeGreaterThan(0)
+          expect(reply.costUsd).toBeCloseTo(costs.plain, 12)
           expect(reply.providerId).toBe(llm.providerId)
           expect(reply.requestId).toMatch(/^req_/)
           expect(reply.model).toBe(target.wireModel ?? target.model)
@@ -178,7 +209,7 @@ export const conformance = (target: Target) =>
           expect(events[events.length - 1]).toBe(finishes[0])
           const finish = finishes[0] as Response.Finish
           expect(finish.usage).toEqual(Usage.tokens({ inputTokens: 9, outputTokens: 4 }))
-          expect(finish.costUsd).toBeCloseTo(Pricing.cost(target.model, finish.usage)!, 12)
+          expect(finish.costUsd).toBeCloseTo(costs.streamed, 12)
           expect(finish.finishReason).toBe("stop")
           const [request] = yield* server.requests
           const body = request!.body as Record<string, any>
@@ -202,7 +233,7 @@ export const conformance = (target: Target) =>
           ])
           expect(completed.finishReason).toBe("tool_calls")
           expect(completed.usage).toEqual(expectedRichUsage)
-          expect(completed.costUsd).toBeCloseTo(Pricing.cost(target.model, expectedRichUsage)!, 12)
+          expect(completed.costUsd).toBeCloseTo(costs.rich, 12)
           if (target.protocol === "anthropic") {
             expect(completed.parts[0]).toEqual({
               _tag: "Thinking",
@@ -542,8 +573,8 @@ export const conformance = (target: Target) =>
         Effect.gen(function*() {
           const { llm, server } = yield* setup()
           yield* server.enqueue(Reply.scripted({ text: ["a", "b", "c", "d", "e"] }, { dropAfterEvents: 4 }))
-          const exit = yield* Effect.exit(
-            Stream.runDrain(llm.stream(ask("Hi", { model: target.model }))).pipe(Effect.timeout("5 seconds"))
+          const exit = yield* Effect.exit(Stream.runDrain(llm.stream(ask("Hi", { model: target.model })))).pipe(
+            withinRealTime(5_000, "a stream whose socket drops")
           )
           expect(Exit.isFailure(exit)).toBe(true)
           if (Exit.isFailure(exit)) {
@@ -626,7 +657,7 @@ export const conformance = (target: Target) =>
           )
           // Effect's clock stands still until the request is in and its headers have had time to
           // come back: the body's first read starts then, or within the first steps.
-          yield* Effect.repeat(Effect.zipLeft(server.requests, realPause), { until: (r) => r.length === 1 })
+          yield* Helpers.awaitRequests(server, 1)
           yield* Effect.repeatN(realPause, 20)
           let elapsed = 0
           while (fiber.unsafePoll() === null && elapsed < 60_000) {
@@ -639,7 +670,7 @@ export const conformance = (target: Target) =>
           expect(error.message).toContain("silent for 30s")
           expect(elapsed).toBeGreaterThanOrEqual(30_000)
           expect(elapsed).toBeLessThanOrEqual(35_000)
-          yield* server.awaitAborted(1).pipe(Effect.timeout("3 seconds"), Effect.orDie)
+          yield* awaitAborted(server)
           expect(yield* llm.usage).toMatchObject({ calls: 1, failures: 1 })
         }))
 
@@ -667,7 +698,7 @@ export const conformance = (target: Target) =>
           yield* TestClock.adjust("2 seconds")
           const error = yield* Fiber.join(fiber)
           expect(error._tag).toBe("TimeoutError")
-          yield* server.awaitAborted(1).pipe(Effect.timeout("3 seconds"), Effect.orDie)
+          yield* awaitAborted(server)
           expect(yield* llm.usage).toMatchObject({ calls: 1, failures: 1 })
         }))
     })
@@ -691,8 +722,8 @@ export const conformance = (target: Target) =>
           expect(usage).toMatchObject({ calls: 1, failures: 1, unpricedCalls: 0 })
           if (target.protocol === "anthropic") {
             // message_start reported the prompt's tokens before the stream was abandoned
-            expect(usage).toMatchObject({ unmeteredCalls: 0, inputTokens: 30 })
-            expect(usage.costUsd).toBeGreaterThan(0)
+            expect(usage).toMatchObject({ unmeteredCalls: 0, inputTokens: 30, outputTokens: 1 })
+            expect(usage.costUsd).toBeCloseTo(costs.atMessageStart!, 12)
           } else {
             // Chat Completions reports usage only at the end
             expect(usage).toMatchObject({ unmeteredCalls: 1, inputTokens: 0, outputTokens: 0, costUsd: 0 })
@@ -707,19 +738,16 @@ export const conformance = (target: Target) =>
           const request = ask("Weather?", { model: target.model, tools: [weatherTool] })
           const a = yield* llm.complete(request)
           const b = yield* Response.collect(llm.stream(request))
-          const price = Pricing.lookup(target.model).pipe(Option.getOrThrow)
           const u = expectedRichUsage
-          const golden = ((u.inputTokens - u.cacheReadTokens - u.cacheWriteTokens) * price.input +
-            u.cacheReadTokens * (price.cacheRead ?? price.input) +
-            u.cacheWriteTokens * (price.cacheWrite ?? price.input) +
-            u.outputTokens * price.output) / 1e6
-          expect(a.costUsd).toBeCloseTo(golden, 12)
-          expect(b.costUsd).toBeCloseTo(golden, 12)
+          expect(a.usage).toEqual(u)
+          expect(b.usage).toEqual(u)
+          expect(a.costUsd).toBeCloseTo(costs.rich, 12)
+          expect(b.costUsd).toBeCloseTo(costs.rich, 12)
           const usage = yield* llm.usage
           expect(usage.calls).toBe(2)
           expect(usage.inputTokens).toBe(2 * u.inputTokens)
           expect(usage.cacheReadTokens).toBe(2 * u.cacheReadTokens)
-          expect(usage.costUsd).toBeCloseTo(2 * golden, 12)
+          expect(usage.costUsd).toBeCloseTo(2 * costs.rich, 12)
           expect(usage.byModel[target.model]?.calls).toBe(2)
         }))
 
@@ -754,10 +782,8 @@ export const conformance = (target: Target) =>
           expect(usage.outputTokens).toBe(expectedOutput)
           expect(sum((r) => r.usage.inputTokens)).toBe(expectedInput)
           expect(usage.costUsd).toBeCloseTo(sum((r) => r.costUsd!), 10)
-          expect(usage.costUsd).toBeCloseTo(
-            Pricing.cost(target.model, Usage.tokens({ inputTokens: expectedInput, outputTokens: expectedOutput }))!,
-            10
-          )
+          expect([expectedInput, expectedOutput]).toEqual([21_900, 794])
+          expect(usage.costUsd).toBeCloseTo(costs.concurrent, 10)
         }))
 
       it.scoped("a failed call counts once as a call and a failure; a stream that breaks keeps the usage reported", () =>
@@ -795,11 +821,46 @@ export const conformance = (target: Target) =>
           )
           const taken = yield* Fiber.join(fiber)
           expect(Chunk.size(taken)).toBe(3)
-          yield* server.awaitAborted(1).pipe(Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => "no abort" }))
+          yield* awaitAborted(server)
           expect(yield* server.abortedResponses).toBe(1)
           const usage = yield* llm.usage
           expect(usage.calls).toBe(1)
           expect(usage.failures).toBe(1)
+          expect(usage.inputTokens).toBe(target.protocol === "anthropic" ? 33 : 0)
+        }))
+
+      it.scoped("Fiber.interrupt on a fiber reading a stream closes its socket and records the usage seen", () =>
+        Effect.gen(function*() {
+          const { llm, server } = yield* setup()
+          yield* server.enqueue(
+            Reply.scripted({ text: Array.from({ length: 400 }, (_, i) => `t${i} `), usage: { inputTokens: 33 } }, {
+              delayBetweenEventsMillis: 5
+            })
+          )
+          const firstText = yield* Deferred.make<void>()
+          const seen: Array<string> = []
+          const fiber = yield* llm.stream(ask("Hi", { model: target.model })).pipe(
+            Stream.runForEach((event) =>
+              event._tag === "TextDelta"
+                ? Effect.zipRight(Effect.sync(() => seen.push(event.text)), Deferred.succeed(firstText, undefined))
+                : Effect.void
+            ),
+            Effect.fork
+          )
+          yield* Deferred.await(firstText).pipe(withinRealTime(3_000, "the stream's first text"))
+          expect(yield* server.inFlightResponses).toBe(1)
+          expect(yield* server.abortedResponses).toBe(0)
+          const exit = yield* Fiber.interrupt(fiber)
+          expect(Exit.isInterrupted(exit)).toBe(true)
+          // The server sees its response cut off by the client (its socket closed), long before
+          // the 2 s it would take to write the whole reply.
+          yield* awaitAborted(server)
+          expect(yield* server.inFlightResponses).toBe(0)
+          expect(yield* server.abortedResponses).toBe(1)
+          expect(seen.length).toBeLessThan(400)
+          expect(yield* server.requests).toHaveLength(1)
+          const usage = yield* llm.usage
+          expect(usage).toMatchObject({ calls: 1, failures: 1 })
           expect(usage.inputTokens).toBe(target.protocol === "anthropic" ? 33 : 0)
         }))
 
@@ -808,9 +869,12 @@ export const conformance = (target: Target) =>
           const { llm, server } = yield* setup()
           yield* server.enqueue(Reply.hang)
           const fiber = yield* Effect.fork(llm.complete(ask("Hi", { model: target.model })))
-          yield* Effect.repeat(Effect.zipLeft(server.requests, realPause), { until: (r) => r.length === 1 })
-          yield* Fiber.interrupt(fiber)
-          yield* server.awaitAborted(1).pipe(Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => "no abort" }))
+          yield* Helpers.awaitRequests(server, 1)
+          expect(yield* server.inFlightResponses).toBe(1)
+          expect(Exit.isInterrupted(yield* Fiber.interrupt(fiber))).toBe(true)
+          yield* awaitAborted(server)
+          expect(yield* server.inFlightResponses).toBe(0)
+          expect(yield* llm.usage).toMatchObject({ calls: 1, failures: 1 })
         }))
     })
 

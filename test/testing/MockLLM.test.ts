@@ -1,5 +1,4 @@
 import { describe, expect, it } from "@effect/vitest"
-import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
@@ -13,12 +12,11 @@ import * as Pricing from "../../src/Pricing.js"
 import * as Response from "../../src/Response.js"
 import * as MockLLM from "../../src/testing/MockLLM.js"
 import * as Usage from "../../src/Usage.js"
+import { events } from "../helpers.js"
 
 const request: LLM.CompletionRequest = { messages: [Message.user("Hi")] }
 
 const unavailable = new LLMError.ProviderUnavailableError({ provider: "mock", message: "overloaded", status: 529 })
-
-const events = <A, E, R>(stream: Stream.Stream<A, E, R>) => Effect.map(Stream.runCollect(stream), Chunk.toReadonlyArray)
 
 describe("MockLLM", () => {
   it.effect("answers complete with a scripted text reply", () =>
