@@ -9,11 +9,10 @@ import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type * as Capabilities from "../Capabilities.js"
 import type * as LLM from "../LLM.js"
-import type * as LLMError from "../LLMError.js"
+import * as LLMError from "../LLMError.js"
 import type * as Pricing from "../Pricing.js"
 import type * as Response from "../Response.js"
 import * as Telemetry from "../Telemetry.js"
@@ -89,6 +88,23 @@ export const finishEvent = (providerId: string, raw: RawFinish): Response.Finish
  */
 const originalErrors = <E>(cause: Cause.Cause<E>): Cause.Cause<E> => Cause.map(cause, Cause.originalError)
 
+/** Where the `Finish` of a batch of events is; -1 when it has none. */
+const finishIndex = (chunk: Chunk.Chunk<Response.StreamEvent>): number => {
+  let i = 0
+  for (const event of chunk) {
+    if (event._tag === "Finish") return i
+    i++
+  }
+  return -1
+}
+
+/** A reply that ended without its `Finish`. */
+const noFinish = (providerId: string): LLMError.MalformedResponseError =>
+  new LLMError.MalformedResponseError({
+    provider: providerId,
+    message: `${providerId}: malformed reply: the reply ended without its Finish event`
+  })
+
 /** Whether anyone can see a span of this call (see `internal/telemetry.ts`). */
 export const observed = internal.observed
 
@@ -157,28 +173,34 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
 
         /**
          * The driver's events, each batch looked at once: the time to the first event, the content
-         * when it is recorded, and at the `Finish` the price and the tally. A reader written by hand,
-         * so that a batch without a `Finish` (all but the last) costs no effect.
+         * when it is recorded, and at the `Finish` the price and the tally. The `Finish` is the end
+         * of the reply wherever it is in its batch: what follows it is dropped, and the driver is not
+         * read again (its finalizer lets go of the connection, even one the server keeps open). A
+         * reply that ends without one is malformed. A reader written by hand, so that a batch
+         * without a `Finish` (all but the last) costs no effect.
          */
         const reader: Channel.Channel<Batch, Batch, LLMError.LLMError, LLMError.LLMError, unknown, unknown> = Channel
           .readWithCause({
             onInput: (chunk: Batch) => {
-              recorder.events(chunk, Chunk.isNonEmpty(chunk))
-              const last = Chunk.last(chunk)
-              if (Option.isNone(last) || last.value._tag !== "Finish") {
+              const at = finishIndex(chunk)
+              if (at < 0) {
+                recorder.events(chunk, Chunk.isNonEmpty(chunk))
                 return Channel.flatMap(Channel.write(chunk), () => reader)
               }
-              const finish = recorder.price(last.value)
-              // Not Chunk.append(Chunk.dropRight(...)): that pair loses elements when chunks are later
-              // concatenated in effect 3.22 (Effect-TS/effect#7616).
-              const priced = Chunk.unsafeFromArray([...Chunk.toReadonlyArray(chunk).slice(0, -1), finish])
-              return Channel.flatMap(
+              const events = Chunk.toReadonlyArray(chunk)
+              const finish = recorder.price(events[at] as Response.Finish)
+              // A new array, not Chunk.append(Chunk.dropRight(...)): that pair loses elements when
+              // chunks are later concatenated in effect 3.22 (Effect-TS/effect#7616).
+              const priced = events.slice(0, at + 1)
+              priced[at] = finish
+              recorder.events(priced, true)
+              return Channel.zipRight(
                 Channel.fromEffect(recorder.finish(finish)),
-                () => Channel.flatMap(Channel.write(priced), () => reader)
+                Channel.write(Chunk.unsafeFromArray(priced))
               )
             },
             onFailure: (cause) => Channel.failCause(originalErrors(cause)),
-            onDone: () => Channel.void
+            onDone: () => Channel.fail(noFinish(driver.providerId))
           })
 
         const open = Effect.uninterruptible(Effect.withFiberRuntime<Events>((fiber) => {
