@@ -65,6 +65,25 @@ export interface CompletionRequest {
   readonly metadata?: Readonly<Record<string, string>>
 }
 
+// -----------------------------------------------------------------------------
+// Publishing the pipeline: LLM.make and LLM.Driver, for provider authors
+// -----------------------------------------------------------------------------
+
+/**
+ * A request as a driver receives it: the provider's defaults applied (`model`, `maxTokens`).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ResolvedRequest extends CompletionRequest {
+  readonly model: string
+  readonly maxTokens: number
+}
+
+// -----------------------------------------------------------------------------
+// (end of the pipeline block)
+// -----------------------------------------------------------------------------
+
 /**
  * What every provider offers.
  *

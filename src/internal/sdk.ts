@@ -7,6 +7,7 @@
  * decoder.
  */
 import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -156,12 +157,34 @@ export const complete = (
     )
   )
 
-/** Folds a stream into the neutral form of a complete reply (its last event is the `Finish`). */
+/**
+ * Folds a stream into the neutral form of a complete reply. The `Finish` ends the reply wherever
+ * it is: what follows is dropped and the stream is not read further (a server that keeps the
+ * connection open after its terminal event does not hold the call); a reply without one is
+ * malformed.
+ */
 export const collect = (
+  ctx: Errors.ErrorContext,
   events: Stream.Stream<Response.StreamEvent, LLMError.LLMError>
 ): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
-  Effect.map(Stream.runCollect(events), (chunk) => {
-    const all = Array.from(chunk)
-    const finish = all.pop() as Response.Finish
-    return { events: all, finish }
-  })
+  Effect.flatMap(
+    Stream.runCollect(Stream.takeUntil(events, (event) => event._tag === "Finish")),
+    (chunk) => {
+      const all = Chunk.toReadonlyArray(chunk)
+      const last = all[all.length - 1]
+      if (last === undefined || last._tag !== "Finish") {
+        return Effect.fail(Errors.malformed(ctx, "the reply ended without its Finish event"))
+      }
+      return Effect.succeed({ events: all.slice(0, -1), finish: rawFinishOf(last) })
+    }
+  )
+
+/** The raw end of a reply, from its (unpriced) `Finish` event: unknown usage stays unknown. */
+const rawFinishOf = (finish: Response.Finish): Provider.RawFinish => ({
+  finishReason: finish.finishReason,
+  rawFinishReason: finish.rawFinishReason,
+  usage: finish.usageUnknown === true ? undefined : finish.usage,
+  model: finish.model,
+  requestId: finish.requestId,
+  costUsd: finish.costUsd
+})

@@ -1,20 +1,25 @@
 /**
  * The telemetry of the shared call path: span attributes, metric updates and content encoding.
- * Everything here is synchronous and allocation-light; `provider.ts` calls it once when a call
- * starts, once for a stream's first event, and once when the call settles.
+ * Everything here is synchronous and allocation-light; the call path (`pipeline.ts`, through the
+ * call recorder) calls it once when a call starts, once for a stream's first event, and once when
+ * the call settles.
  */
 import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import type * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
-import type * as Tracer from "effect/Tracer"
+import * as Tracer from "effect/Tracer"
 import type * as LLM from "../LLM.js"
 import type * as Message from "../Message.js"
 import type * as Response from "../Response.js"
 import * as Telemetry from "../Telemetry.js"
 import type * as Usage from "../Usage.js"
-import type { ResolvedRequest } from "./provider.js"
 
 const A = Telemetry.Attributes
 
@@ -78,7 +83,7 @@ export const errorOfCause = (cause: Cause.Cause<unknown>): ErrorInfo => {
 export const requestAttributes = (
   providerType: LLM.ProviderType,
   providerId: string,
-  request: ResolvedRequest
+  request: LLM.ResolvedRequest
 ): Record<string, unknown> => {
   const attributes: Record<string, unknown> = {
     [A.system]: providerType,
@@ -94,6 +99,53 @@ export const requestAttributes = (
   }
   return attributes
 }
+
+// -----------------------------------------------------------------------------
+// Spans
+// -----------------------------------------------------------------------------
+
+/** Effect's own tracer, the default: it keeps its spans to itself (nothing exports them). */
+const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
+/**
+ * Whether anyone can see a span of this call: tracing is on (`Effect.withTracerEnabled`) and a
+ * tracer other than Effect's default one is installed (OpenTelemetry, or any `Tracer.make`).
+ * When no one can, a call makes no span at all: building one with its attributes was a tenth of
+ * what a non-streaming call cost on our side.
+ */
+export const observed = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
+  fiber.getFiberRef(FiberRef.currentTracerEnabled) && fiber.currentTracer !== nativeTracer
+
+/** The span of a call no one observes: takes attributes and events, and keeps nothing. */
+export const unobservedSpan: Tracer.Span = {
+  _tag: "Span",
+  name: "unobserved",
+  spanId: "noop",
+  traceId: "noop",
+  parent: Option.none(),
+  context: Context.empty(),
+  status: { _tag: "Ended", startTime: BigInt(0), endTime: BigInt(0), exit: Exit.void },
+  attributes: new Map(),
+  links: [],
+  sampled: false,
+  kind: "client",
+  attribute() {},
+  event() {},
+  end() {},
+  addLinks() {}
+}
+
+/** The options of a call's span. */
+export const spanOptions = (
+  providerType: LLM.ProviderType,
+  providerId: string,
+  request: LLM.ResolvedRequest
+): Tracer.SpanOptions => ({
+  kind: "client",
+  // The stack of the call path would name this file, not the caller: not worth an `Error` per call.
+  captureStackTrace: false,
+  attributes: requestAttributes(providerType, providerId, request)
+})
 
 /** How a call settled. */
 export interface Settled {

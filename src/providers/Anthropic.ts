@@ -114,7 +114,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
 
     const complete = (request: Provider.ResolvedRequest): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
       request.maxTokens > nonStreamingMaxTokens
-        ? Sdk.collect(stream(request, () => {}))
+        ? Sdk.collect(ctx, stream(request, () => {}))
         : Sdk.complete(
           call,
           (signal) =>

@@ -173,6 +173,13 @@ export interface ScriptedStreamFaults {
   /** End the body cleanly without `message_stop` (Anthropic) or the finish chunk and `[DONE]` (OpenAI). */
   readonly omitTerminal?: boolean
   /**
+   * What a misbehaving server does after the terminal event (`message_stop`, `[DONE]`): `events`
+   * sends more (a text delta `" AFTER THE END"`, a usage update of 999 output tokens, and the
+   * terminal event again), which a client must drop; `keepOpen` keeps the connection open instead
+   * of ending the body, which a client must not wait for.
+   */
+  readonly afterTerminal?: { readonly events?: boolean; readonly keepOpen?: boolean }
+  /**
    * After this many events, send an error event and end the body: Anthropic `event: error` with
    * `{"type":"error","error":{"type","message"}}` (default type `overloaded_error`); OpenAI
    * `data: {"error":{"message","type","param","code"}}` (default type `server_error`, `code` is `status`).
@@ -652,6 +659,16 @@ const anthropicStream = (
     usage: anthropicUsage(tokens, tokens.output)
   }))
   if (faults.omitTerminal !== true) items.push(event({ type: "message_stop" }))
+  if (faults.afterTerminal?.events === true) {
+    items.push(event({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text: " AFTER THE END" } }))
+    items.push(event({
+      type: "message_delta",
+      delta: { stop_reason: "max_tokens", stop_sequence: null },
+      usage: anthropicUsage(tokens, 999)
+    }))
+    items.push(event({ type: "message_stop" }))
+  }
+  if (faults.afterTerminal?.keepOpen === true) items.push({ _tag: "Delay", millis: 2 ** 31 - 1 })
   return items
 }
 
@@ -739,6 +756,12 @@ const openaiStream = (
     if (includeUsage) items.push(dataEvent({ ...base, choices: [], usage: openaiUsage(tokensOf(reply.usage)) }))
     items.push({ _tag: "Event", data: "[DONE]" })
   }
+  if (faults.afterTerminal?.events === true) {
+    items.push(chunk({ content: " AFTER THE END" }))
+    items.push(dataEvent({ ...base, choices: [], usage: openaiUsage({ ...tokensOf(reply.usage), output: 999 }) }))
+    items.push({ _tag: "Event", data: "[DONE]" })
+  }
+  if (faults.afterTerminal?.keepOpen === true) items.push({ _tag: "Delay", millis: 2 ** 31 - 1 })
   return items
 }
 
