@@ -11,6 +11,7 @@ import type * as ProvidersConfig from "../../ProvidersConfig.js"
 import * as Resilience from "../../Resilience.js"
 import * as Retry from "../retry.js"
 
+/** A setting that is present and not turned off with `false`. */
 export const isOn = <A>(setting: A | false | undefined): setting is A => setting !== undefined && setting !== false
 
 /** An agent's settings on top of its provider's: each one the agent sets replaces the provider's. */
@@ -25,6 +26,7 @@ export const agentSettings = (
   sameModel: agent.sameModel ?? provider.sameModel
 })
 
+/** Whether an agent sets any resilience setting of its own (then it gets its own wrapping). */
 export const hasOwnSettings = (agent: ProvidersConfig.ResilienceSettings): boolean =>
   agent.retry !== undefined || agent.requestTimeout !== undefined || agent.circuitBreaker !== undefined ||
   agent.fallbacks !== undefined || agent.sameModel !== undefined
