@@ -3,6 +3,7 @@
  * provider layer (`Anthropic.layer`, `OpenAI.layer`, `LiteLLM.layer`, `MockLLM.layer`) supplies it.
  *
  * @example
+ * ```ts
  * import { Effect } from "effect"
  * import { LLM, Message } from "@orchestify/providers"
  *
@@ -10,6 +11,7 @@
  *   const reply = yield* LLM.complete({ messages: [Message.user("Say hi")], maxTokens: 64 })
  *   return reply.content
  * })
+ * ```
  *
  * @since 0.1.0
  */

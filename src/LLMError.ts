@@ -2,6 +2,7 @@
  * The tagged errors every LLM call can fail with, and the one predicate retry code uses.
  *
  * @example
+ * ```ts
  * import { Effect } from "effect"
  * import { LLM, LLMError } from "@orchestify/providers"
  *
@@ -9,6 +10,7 @@
  *   Effect.catchTag("RateLimitError", (e) => Effect.logWarning(`rate limited by ${e.provider}`)),
  *   Effect.catchIf(LLMError.isRetryable, () => Effect.void)
  * )
+ * ```
  *
  * @since 0.1.0
  */

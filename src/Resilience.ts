@@ -11,6 +11,7 @@
  *   `fallback(retry(circuitBreaker(timeout(llm))))`.
  *
  * @example
+ * ```ts
  * import { Effect, Layer } from "effect"
  * import { Anthropic, LLM, Message, Resilience } from "@orchestify/providers"
  *
@@ -26,6 +27,7 @@
  * }).pipe(Layer.provide(Anthropic.layerConfig()))
  *
  * const program = reply.pipe(Effect.provide(live))
+ * ```
  *
  * @since 0.1.0
  */

@@ -10,6 +10,7 @@
  * header and the variable its API key is read from (through Effect's `ConfigProvider`).
  *
  * @example
+ * ```ts
  * import { FetchHttpClient } from "@effect/platform"
  * import { Effect, Layer } from "effect"
  * import { LiteLLM, LLM, Message } from "@orchestify/providers"
@@ -20,6 +21,7 @@
  * )
  *
  * const program = LLM.complete({ messages: [Message.user("Hello")] }).pipe(Effect.provide(Groq))
+ * ```
  *
  * @since 0.1.0
  */
