@@ -129,6 +129,16 @@ export const usage: Effect.Effect<Usage.TokenUsage, never, LLM> = Effect.flatMap
  * and a `usage` effect. Dual combinators (`Resilience.retryLLM`, `Budget.guard`, ...) use it to
  * tell a service from their options.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LLM } from "@orchestify/providers"
+ *
+ * const describe = (u: unknown): string => LLM.isLLM(u) ? `${u.providerType} ${u.defaultModel}` : "not an LLM"
+ *
+ * describe(Effect.void) // "not an LLM"
+ * ```
+ *
  * @since 0.1.0
  * @category Guards
  */

@@ -373,7 +373,19 @@ const tags: ReadonlySet<string> = new Set<Tag>([
 ])
 
 /**
- * Whether a value is one of the `LLMError`s.
+ * Whether a value is one of the `LLMError`s: it carries the {@link TypeId} brand, so an error of
+ * your own that happens to share a tag is not taken for one of ours.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { LLMError } from "@orchestify/providers"
+ *
+ * class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {}) {}
+ *
+ * LLMError.isLLMError(new TimeoutError()) // false: same tag, not ours
+ * LLMError.isLLMError(new LLMError.TimeoutError({ provider: "anthropic", message: "late" })) // true
+ * ```
  *
  * @since 0.1.0
  * @category Guards
