@@ -12,6 +12,7 @@
  * no known price adds its tokens but no USD (the provider warns about it).
  *
  * @example
+ * ```ts
  * import { Effect, Layer, Stream } from "effect"
  * import { Budget, LLM, Message, OpenAI } from "@orchestify/providers"
  *
@@ -27,6 +28,7 @@
  *   yield* Effect.forkScoped(Stream.runForEach(Stream.fromQueue(alerts), (alert) => Effect.log(alert.message)))
  *   return yield* LLM.complete({ messages: [Message.user("Plan my week")] })
  * }).pipe(Effect.scoped, Effect.provide(live))
+ * ```
  *
  * @since 0.1.0
  */

@@ -7,11 +7,13 @@
  * know gets the conservative {@link unknown}.
  *
  * @example
+ * ```ts
  * import { Capabilities } from "@orchestify/providers"
  *
  * const caps = Capabilities.forModel("claude-sonnet-4-5-20250929")
  * const thinking = caps.thinking ? { budgetTokens: 4_096 } : undefined
  * const maxTokens = Math.min(8_192, caps.maxOutputTokens)
+ * ```
  *
  * @since 0.1.0
  */

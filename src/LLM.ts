@@ -3,6 +3,7 @@
  * provider layer (`Anthropic.layer`, `OpenAI.layer`, `LiteLLM.layer`, `MockLLM.layer`) supplies it.
  *
  * @example
+ * ```ts
  * import { Effect } from "effect"
  * import { LLM, Message } from "@orchestify/providers"
  *
@@ -10,6 +11,7 @@
  *   const reply = yield* LLM.complete({ messages: [Message.user("Say hi")], maxTokens: 64 })
  *   return reply.content
  * })
+ * ```
  *
  * @since 0.1.0
  */
@@ -145,6 +147,16 @@ export const usage: Effect.Effect<Usage.TokenUsage, never, LLM> = Effect.flatMap
  * Whether a value is an `LLM` service: a `providerId` string, `complete` and `stream` functions
  * and a `usage` effect. Dual combinators (`Resilience.retryLLM`, `Budget.guard`, ...) use it to
  * tell a service from their options.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LLM } from "@orchestify/providers"
+ *
+ * const describe = (u: unknown): string => LLM.isLLM(u) ? `${u.providerType} ${u.defaultModel}` : "not an LLM"
+ *
+ * describe(Effect.void) // "not an LLM"
+ * ```
  *
  * @since 0.1.0
  * @category Guards

@@ -2,6 +2,7 @@
  * The tagged errors every LLM call can fail with, and the one predicate retry code uses.
  *
  * @example
+ * ```ts
  * import { Effect } from "effect"
  * import { LLM, LLMError } from "@orchestify/providers"
  *
@@ -9,6 +10,7 @@
  *   Effect.catchTag("RateLimitError", (e) => Effect.logWarning(`rate limited by ${e.provider}`)),
  *   Effect.catchIf(LLMError.isRetryable, () => Effect.void)
  * )
+ * ```
  *
  * @since 0.1.0
  */
@@ -386,7 +388,19 @@ const tags: ReadonlySet<string> = new Set<Tag>([
 ])
 
 /**
- * Whether a value is one of the `LLMError`s.
+ * Whether a value is one of the `LLMError`s: it carries the {@link TypeId} brand, so an error of
+ * your own that happens to share a tag is not taken for one of ours.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { LLMError } from "@orchestify/providers"
+ *
+ * class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {}) {}
+ *
+ * LLMError.isLLMError(new TimeoutError()) // false: same tag, not ours
+ * LLMError.isLLMError(new LLMError.TimeoutError({ provider: "anthropic", message: "late" })) // true
+ * ```
  *
  * @since 0.1.0
  * @category Guards

@@ -2,12 +2,14 @@
  * Messages of a conversation and their content parts.
  *
  * @example
+ * ```ts
  * import { Message } from "@orchestify/providers"
  *
  * const messages = [
  *   Message.user("What is in this picture?"),
  *   Message.user([Message.text("Describe it"), Message.imageUrl("https://example.com/cat.png")])
  * ]
+ * ```
  *
  * @since 0.1.0
  */

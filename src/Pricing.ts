@@ -9,6 +9,7 @@
  * (`undefined`), never a cost of zero.
  *
  * @example
+ * ```ts
  * import { Pricing, Usage } from "@orchestify/providers"
  *
  * // 1,000 prompt tokens of which 200 were read from the cache, 500 generated tokens
@@ -19,6 +20,7 @@
  *
  * // Your own prices (per million tokens) win over the built-in ones
  * const mine = Pricing.cost("my-finetune", usage, { "my-finetune": { input: 1, output: 2 } })
+ * ```
  *
  * @since 0.1.0
  */

@@ -13,6 +13,7 @@
  * written against `LLM` runs on any configured provider unchanged.
  *
  * @example
+ * ```ts
  * import { NodeContext } from "@effect/platform-node"
  * import { Console, Effect, Layer } from "effect"
  * import { LLM, Message, ProviderRegistry } from "@orchestify/providers"
@@ -30,6 +31,7 @@
  *   const summary = yield* ProviderRegistry.usageSummary
  *   yield* Console.log(summary.table)
  * }).pipe(Effect.provide(registry))
+ * ```
  *
  * @since 0.1.0
  */

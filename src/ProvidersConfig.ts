@@ -30,6 +30,7 @@
  * summary or `inspect` output shows it.
  *
  * @example
+ * ```ts
  * import { NodeContext } from "@effect/platform-node"
  * import { ConfigProvider, Effect } from "effect"
  * import { ProvidersConfig } from "@orchestify/providers"
@@ -42,6 +43,7 @@
  *   Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["ANTHROPIC_API_KEY", "sk-ant-test"]]))),
  *   Effect.provide(NodeContext.layer)
  * )
+ * ```
  *
  * @since 0.1.0
  */

@@ -12,6 +12,7 @@
  *   `fallback(retry(circuitBreaker(timeout(llm))))`.
  *
  * @example
+ * ```ts
  * import { Effect, Layer } from "effect"
  * import { Anthropic, LLM, Message, Resilience } from "@orchestify/providers"
  *
@@ -27,6 +28,7 @@
  * }).pipe(Layer.provide(Anthropic.layerConfig()))
  *
  * const program = reply.pipe(Effect.provide(live))
+ * ```
  *
  * @since 0.1.0
  */

@@ -3,6 +3,7 @@
  * `collect`, which folds a stream into the response `complete` would have returned.
  *
  * @example
+ * ```ts
  * import { Effect } from "effect"
  * import { LLM, Message, Response } from "@orchestify/providers"
  *
@@ -10,6 +11,7 @@
  *   const reply = yield* Response.collect(LLM.stream({ messages: [Message.user("Hi")] }))
  *   yield* Effect.log(reply.content, reply.usage.outputTokens)
  * })
+ * ```
  *
  * @since 0.1.0
  */

@@ -22,6 +22,7 @@
  * metrics in process with `Metric.value` / `Metric.snapshot`.
  *
  * @example
+ * ```ts
  * import { Effect, Metric } from "effect"
  * import { LLM, Message, Telemetry } from "@orchestify/providers"
  *
@@ -35,6 +36,7 @@
  *
  * // Record prompts and completions on the spans of this program (off by default)
  * const withContent = program.pipe(Telemetry.withRecordContent(true))
+ * ```
  *
  * @since 0.1.0
  */

@@ -3,6 +3,7 @@
  * calls the model makes.
  *
  * @example
+ * ```ts
  * import { Schema } from "effect"
  * import { Tool } from "@orchestify/providers"
  *
@@ -11,6 +12,7 @@
  *   description: "Current weather for a city",
  *   parameters: Schema.Struct({ city: Schema.String })
  * })
+ * ```
  *
  * @since 0.1.0
  */

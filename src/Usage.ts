@@ -8,6 +8,7 @@
  * of it).
  *
  * @example
+ * ```ts
  * import { Effect } from "effect"
  * import { LLM } from "@orchestify/providers"
  *
@@ -16,6 +17,7 @@
  *   const usage = yield* llm.usage
  *   yield* Effect.log(`${usage.calls} calls, ${usage.inputTokens} in, $${usage.costUsd.toFixed(4)}`)
  * })
+ * ```
  *
  * @since 0.1.0
  */

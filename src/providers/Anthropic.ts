@@ -7,6 +7,7 @@
  * request and closes the socket.
  *
  * @example
+ * ```ts
  * import { Effect, Redacted } from "effect"
  * import { Anthropic, LLM, Message } from "@orchestify/providers"
  *
@@ -15,6 +16,7 @@
  * program.pipe(
  *   Effect.provide(Anthropic.layer({ apiKey: Redacted.make("sk-ant-..."), defaultModel: "claude-sonnet-4-6" }))
  * )
+ * ```
  *
  * @since 0.1.0
  */

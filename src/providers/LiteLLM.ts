@@ -13,6 +13,7 @@
  * `keys` (their variables); a route with no key is refused before any request.
  *
  * @example
+ * ```ts
  * import { FetchHttpClient } from "@effect/platform"
  * import { Config, Effect, Layer } from "effect"
  * import { LiteLLM, LLM, Message } from "@orchestify/providers"
@@ -23,6 +24,7 @@
  * )
  *
  * const program = LLM.complete({ messages: [Message.user("Hello")] }).pipe(Effect.provide(Groq))
+ * ```
  *
  * @since 0.1.0
  */

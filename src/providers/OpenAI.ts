@@ -7,12 +7,14 @@
  * `baseUrl` works (proxies, OpenAI-compatible servers); interrupting the fiber aborts the request.
  *
  * @example
+ * ```ts
  * import { Effect, Redacted } from "effect"
  * import { LLM, Message, OpenAI } from "@orchestify/providers"
  *
  * const program = LLM.complete({ messages: [Message.user("Hello")] })
  *
  * program.pipe(Effect.provide(OpenAI.layer({ apiKey: Redacted.make("sk-..."), defaultModel: "gpt-4o" })))
+ * ```
  *
  * @since 0.1.0
  */

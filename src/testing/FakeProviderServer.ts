@@ -11,6 +11,7 @@
  * malformed bodies, unknown events, mid-stream error events. Every request is recorded.
  *
  * @example
+ * ```ts
  * import * as Effect from "effect/Effect"
  * import Anthropic from "@anthropic-ai/sdk"
  * import { FakeProviderServer } from "@orchestify/providers/testing"
@@ -29,6 +30,7 @@
  *   const requests = yield* server.requests
  *   return { message, requests }
  * }).pipe(Effect.scoped)
+ * ```
  *
  * @since 0.1.0
  */

@@ -9,6 +9,7 @@
  * and a failed call counts as a failure.
  *
  * @example
+ * ```ts
  * import { Effect } from "effect"
  * import { LLM, LLMError, Message } from "@orchestify/providers"
  * import { MockLLM } from "@orchestify/providers/testing"
@@ -26,6 +27,7 @@
  *     MockLLM.text("It is sunny.", { model: "claude-sonnet-4-5" })
  *   ]))
  * )
+ * ```
  *
  * @since 0.1.0
  */

@@ -665,7 +665,7 @@ export const conformance = (target: Target) =>
             yield* realPause
             elapsed += 500
           }
-          const error = yield* Fiber.join(fiber)
+          const error = yield* Fiber.join(fiber).pipe(withinRealTime(3_000, "the stalled stream"))
           expect(error._tag).toBe("TimeoutError")
           expect(error.message).toContain("silent for 30s")
           expect(elapsed).toBeGreaterThanOrEqual(30_000)
@@ -689,14 +689,14 @@ export const conformance = (target: Target) =>
             Effect.fork
           )
           // Once the consumer has the text, the stream's next read is pending (no I/O in between).
-          yield* Deferred.await(firstText)
+          yield* Deferred.await(firstText).pipe(withinRealTime(3_000, "the stream's first text"))
           yield* TestClock.adjust("20 seconds")
           yield* realPause
           yield* TestClock.adjust("9 seconds")
           yield* realPause
           expect(fiber.unsafePoll()).toBeNull()
           yield* TestClock.adjust("2 seconds")
-          const error = yield* Fiber.join(fiber)
+          const error = yield* Fiber.join(fiber).pipe(withinRealTime(3_000, "the stream silent past its timeout"))
           expect(error._tag).toBe("TimeoutError")
           yield* awaitAborted(server)
           expect(yield* llm.usage).toMatchObject({ calls: 1, failures: 1 })
@@ -819,7 +819,7 @@ export const conformance = (target: Target) =>
             Stream.runCollect,
             Effect.fork
           )
-          const taken = yield* Fiber.join(fiber)
+          const taken = yield* Fiber.join(fiber).pipe(withinRealTime(3_000, "the first three events"))
           expect(Chunk.size(taken)).toBe(3)
           yield* awaitAborted(server)
           expect(yield* server.abortedResponses).toBe(1)

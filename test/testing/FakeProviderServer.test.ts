@@ -5,6 +5,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import OpenAI, { AzureOpenAI } from "openai"
 import * as FakeProviderServer from "../../src/testing/FakeProviderServer.js"
+import { awaitRequests, withinRealTime } from "../helpers.js"
 
 const { Reply, SseItem } = FakeProviderServer
 
@@ -558,6 +559,28 @@ describe("FakeProviderServer", () => {
         yield* server.awaitAborted(1)
         expect(yield* server.abortedResponses).toBe(1)
         expect(Date.now() - started).toBeLessThan(1_000)
+      }))
+
+    it.scoped("inFlightResponses counts the responses still being written since the last reset", () =>
+      Effect.gen(function*() {
+        const server = yield* FakeProviderServer.make()
+        yield* Effect.promise(() => openaiClient(server).chat.completions.create(openaiParams))
+        expect(yield* server.inFlightResponses).toBe(0)
+        yield* server.enqueue(Reply.hang, Reply.hang)
+        const controller = new AbortController()
+        const aborted = openaiClient(server).chat.completions.create(openaiParams, { signal: controller.signal })
+          .then(() => "answered", () => "rejected")
+        const hung = openaiClient(server).chat.completions.create(openaiParams).then(() => "answered", () => "rejected")
+        yield* awaitRequests(server, 3)
+        expect(yield* server.inFlightResponses).toBe(2)
+        controller.abort()
+        yield* server.awaitAborted(1).pipe(withinRealTime(3_000, "the aborted request"))
+        expect(yield* Effect.promise(() => aborted)).toBe("rejected")
+        expect(yield* server.inFlightResponses).toBe(1)
+        // A response from before a reset is no longer counted.
+        yield* server.reset
+        expect(yield* server.inFlightResponses).toBe(0)
+        void hung
       }))
 
     it.scoped("counts a client that gives up on a hung request", () =>
