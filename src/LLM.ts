@@ -145,7 +145,7 @@ export const usage: Effect.Effect<Usage.TokenUsage, never, LLM> = Effect.flatMap
 
 /**
  * Whether a value is an `LLM` service: a `providerId` string, `complete` and `stream` functions
- * and a `usage` effect. Dual combinators (`Resilience.retryLLM`, `Budget.guard`, ...) use it to
+ * and a `usage` effect. Dual combinators (`Resilience.withRetry`, `Budget.guard`, ...) use it to
  * tell a service from their options.
  *
  * @example

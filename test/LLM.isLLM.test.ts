@@ -15,8 +15,8 @@ describe("LLM.isLLM", () => {
       expect(LLM.isLLM(llm)).toBe(true)
       const budget = yield* Budget.make({ total: { usd: 10 } })
       const wrappedAll = [
-        Resilience.retryLLM(llm),
-        Resilience.retryLLM()(llm),
+        Resilience.withRetry(llm),
+        Resilience.withRetry()(llm),
         Budget.guard(llm, budget),
         ProviderRegistry.withDefaults(llm, { maxTokens: 5 }),
         Resilience.withFallback(llm, [llm], { providerId: "chain" }),

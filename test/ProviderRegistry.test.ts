@@ -24,6 +24,7 @@ import * as Response from "../src/Response.js"
 import * as FakeProviderServer from "../src/testing/FakeProviderServer.js"
 import * as MockLLM from "../src/testing/MockLLM.js"
 import * as Usage from "../src/Usage.js"
+import { ask, awaitRequests, awaitSleepAt, awaitTrue, realPause } from "./helpers.js"
 
 const { Reply } = FakeProviderServer
 
@@ -91,40 +92,10 @@ const withRegistry = <A, E>(
     )
   })
 
-const ask = (text: string, extra: Partial<LLM.CompletionRequest> = {}): LLM.CompletionRequest => ({
-  messages: [Message.user(text)],
-  ...extra
-})
-
-/** A real pause, letting I/O progress while a test polls (TestClock freezes Effect's own sleeps). */
-const realPause = (millis: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, millis)))
-
-/**
- * Polls `check` in real time until it holds; fails the test, saying what it waited for, when it
- * still does not hold after `millis`.
- */
-const pollUntil = (what: string, check: Effect.Effect<boolean>, millis = 3_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + millis
-    while (!(yield* check)) {
-      if (Date.now() >= deadline) {
-        return yield* Effect.dieMessage(`pollUntil: ${what} did not happen within ${millis} ms`)
-      }
-      yield* realPause(5)
-    }
-  })
-
-/** Waits until a fiber sleeps until `at` on the TestClock (a retry's backoff, a breaker's wait). */
-const awaitSleepAt = (at: number) =>
-  pollUntil(`a sleep until ${at} on the TestClock`, Effect.map(TestClock.sleeps(), Chunk.some((wake) => wake === at)))
-
-const awaitRequests = (server: FakeProviderServer.Service, count: number) =>
-  pollUntil(`${count} requests`, Effect.map(server.requests, (requests) => requests.length >= count))
-
 /** Waits until `fiber` has ended, without moving the TestClock. */
 const awaitDone = <A, E>(what: string, fiber: Fiber.Fiber<A, E>, millis?: number) =>
   Effect.zipRight(
-    pollUntil(what, Effect.map(Fiber.poll(fiber), Option.isSome), millis),
+    awaitTrue(Effect.map(Fiber.poll(fiber), Option.isSome), what, millis),
     Fiber.join(fiber)
   )
 
@@ -906,7 +877,7 @@ describe("ProviderRegistry", () => {
       )
 
     const allAsked = (server: FakeProviderServer.Service) =>
-      pollUntil("3 requests", Effect.map(server.requests, (requests) => requests.length === 3))
+      awaitTrue(Effect.map(server.requests, (requests) => requests.length === 3), "3 requests")
 
     it.scoped("checkConnectivity asks every provider a 1-token question in parallel and reports every result", () =>
       withRegistry((server) =>
@@ -1012,7 +983,7 @@ describe("ProviderRegistry lifetime", () => {
         [claude.complete(ask("x")), Response.collect(openai.stream(ask("x"))), azure.complete(ask("x"))],
         (call) => Effect.fork(Effect.flip(call))
       )
-      yield* pollUntil("3 requests", Effect.map(server.requests, (requests) => requests.length === 3))
+      yield* awaitTrue(Effect.map(server.requests, (requests) => requests.length === 3), "3 requests")
       expect(yield* server.openConnections).toBe(3)
       expect(yield* Ref.get(released)).toEqual([])
 
@@ -1031,8 +1002,13 @@ describe("ProviderRegistry lifetime", () => {
       expect(yield* server.abortedResponses).toBe(3)
       // Node's fetch (undici) may open a fresh idle keep-alive socket after an aborted one, and
       // closes it itself after its keep-alive timeout (about 4 s): no socket stays open.
-      yield* pollUntil("no open connection", Effect.map(server.openConnections, (n) => n === 0), 1_000)
-      expect(yield* server.openConnections).toBe(0)
+      // So wait until none is open and none opens again for 200 ms (at most 6 s in all).
+      const noneFor200ms = Effect.gen(function*() {
+        if ((yield* server.openConnections) !== 0) return false
+        yield* realPause(200)
+        return (yield* server.openConnections) === 0
+      })
+      yield* awaitTrue(noneFor200ms, "no open connection for 200 ms", 6_000)
 
       // What was released is no longer reachable
       expect((yield* Effect.flip(claude.complete(ask("again")))).message).toBe(
@@ -1067,7 +1043,7 @@ describe("ProviderRegistry lifetime", () => {
         [claude.complete(ask("x")), Response.collect(openai.stream(ask("x"))), openai.complete(ask("x"))],
         (call) => Effect.fork(Effect.flip(call))
       )
-      yield* pollUntil("3 requests", Effect.map(server.requests, (requests) => requests.length === 3))
+      yield* awaitTrue(Effect.map(server.requests, (requests) => requests.length === 3), "3 requests")
 
       yield* Scope.close(scope, Exit.void)
 
