@@ -546,3 +546,37 @@ layer(FakeProviderServer.layer())("error rows (defect 10)", (it) => {
       }
     }))
 })
+
+layer(FakeProviderServer.layer())("the LiteLLM proxy's cost (defect 12)", (it) => {
+  it.scoped("litellm_proxy/: the cost comes from the header of a JSON reply and from usage.cost of a stream", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* litellm({ defaultModel: "litellm_proxy/claude-sonnet-4-6", baseUrl: s.openaiBaseUrl })
+      const reply = Reply.scripted({ text: "hi", usage: { inputTokens: 1000, outputTokens: 100 }, costUsd: 0.0421 })
+      yield* s.enqueue(reply, reply)
+      const completed = yield* llm.complete(ask())
+      const streamed = yield* Response.collect(llm.stream(ask()))
+      expect(completed.costUsd).toBe(0.0421)
+      expect(streamed.costUsd).toBe(0.0421)
+      const usage = yield* llm.usage
+      expect(usage.costUsd).toBeCloseTo(0.0842, 12)
+      // The fake answers as the proxy does: the header on the JSON reply only
+      const [json, sse] = yield* s.requests
+      expect((json!.body as any).stream).toBeUndefined()
+      expect((sse!.body as any).stream).toBe(true)
+    }))
+
+  it.scoped("litellm_proxy/: a JSON reply with usage.cost and no header is costed by the proxy too", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* litellm({ defaultModel: "litellm_proxy/claude-sonnet-4-6", baseUrl: s.openaiBaseUrl })
+      yield* s.enqueue(Reply.json({
+        id: "chatcmpl-1",
+        object: "chat.completion",
+        model: "claude-sonnet-4-6",
+        choices: [{ index: 0, message: { role: "assistant", content: "Hi" }, finish_reason: "stop" }],
+        usage: { prompt_tokens: 1000, completion_tokens: 100, total_tokens: 1100, cost: 0.0042 }
+      }))
+      expect((yield* llm.complete(ask())).costUsd).toBe(0.0042)
+    }))
+})
