@@ -6,6 +6,13 @@
  * shared SSE decoder, one batch of events per network read. Interrupting the fiber aborts the
  * request and closes the socket.
  *
+ * What the Messages API would reject with `thinking` is refused before any request with an
+ * `InvalidRequestError` naming the field: `{ effort }` with `maxTokens <= 1024` (no budget of at
+ * least 1024 fits below `max_tokens`), `{ budgetTokens }` below 1024 or not below `maxTokens`
+ * (unless an `anthropic-beta: interleaved-thinking-...` header is set), `temperature` other than 1,
+ * `topP` outside 0.95-1, and a `toolChoice` that forces tool use. An `{ effort }` budget is lowered
+ * to `maxTokens - 1` when it would not fit.
+ *
  * @example
  * import { Effect, Redacted } from "effect"
  * import { Anthropic, LLM, Message } from "@orchestify/providers"
@@ -97,6 +104,10 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       baseURL: options.baseUrl ?? "https://api.anthropic.com",
       ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {})
     })
+    // Interleaved thinking (a beta) lets the thinking budget exceed max_tokens.
+    const interleaved = Object.entries(options.headers ?? {}).some(([name, value]) =>
+      name.toLowerCase() === "anthropic-beta" && value.includes("interleaved-thinking")
+    )
     const call: Sdk.Call = { ctx, watchdog: yield* Watchdog.make(timeout), requestIdHeaders: ["request-id"] }
     const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Sdk.sdkTimeoutMillis(timeout) })
 
@@ -125,14 +136,14 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       defaultMaxTokens: options.maxTokens ?? 4096,
       capabilities: Capabilities.forModel,
       pricing: options.pricing,
-      validate: (request) =>
-        request.model.startsWith("claude-")
+      validate: (request) => {
+        const problem = request.model.startsWith("claude-")
+          ? Wire.thinkingProblem(request, interleaved)
+          : `"${request.model}" is not a Claude model; the Anthropic provider serves claude-* models`
+        return problem === undefined
           ? undefined
-          : new LLMError.InvalidRequestError({
-            provider: providerId,
-            message:
-              `${providerId}: "${request.model}" is not a Claude model; the Anthropic provider serves claude-* models`
-          }),
+          : new LLMError.InvalidRequestError({ provider: providerId, message: `${providerId}: ${problem}` })
+      },
       complete,
       stream
     })

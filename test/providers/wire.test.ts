@@ -580,3 +580,52 @@ layer(FakeProviderServer.layer())("the LiteLLM proxy's cost (defect 12)", (it) =
       expect((yield* llm.complete(ask())).costUsd).toBe(0.0042)
     }))
 })
+
+layer(FakeProviderServer.layer())("Anthropic requests the API would reject (defect 13)", (it) => {
+  const thinkingAsk = (extra: Partial<LLM.CompletionRequest>): LLM.CompletionRequest => ({
+    messages: [Message.user("Hi")],
+    ...extra
+  })
+
+  it.scoped("thinking that cannot fit maxTokens, temperature, topP or forced tools with thinking: refused before any request, naming the field", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* anthropic(s)
+      const cases: ReadonlyArray<readonly [LLM.CompletionRequest, ReadonlyArray<string>]> = [
+        [thinkingAsk({ thinking: { effort: "low" }, maxTokens: 1024 }), ["maxTokens", "1024", "thinking"]],
+        [thinkingAsk({ thinking: { effort: "high" }, maxTokens: 512 }), ["maxTokens", "512", "thinking"]],
+        [thinkingAsk({ thinking: { budgetTokens: 500 }, maxTokens: 4096 }), ["thinking.budgetTokens", "1024"]],
+        [thinkingAsk({ thinking: { budgetTokens: 4096 }, maxTokens: 2048 }), ["thinking.budgetTokens", "maxTokens"]],
+        [thinkingAsk({ thinking: { budgetTokens: 2048 }, maxTokens: 4096, temperature: 0.7 }), ["temperature"]],
+        [thinkingAsk({ thinking: { budgetTokens: 2048 }, maxTokens: 4096, topP: 0.5 }), ["topP", "0.95"]],
+        [thinkingAsk({ thinking: { budgetTokens: 2048 }, maxTokens: 4096, toolChoice: "required" }), ["toolChoice"]]
+      ]
+      for (const [request, words] of cases) {
+        for (
+          const error of [yield* failure(llm.complete(request)), yield* failure(Stream.runDrain(llm.stream(request)))]
+        ) {
+          expect(error._tag, JSON.stringify(request)).toBe("InvalidRequestError")
+          for (const word of words) expect(error.message).toContain(word)
+        }
+      }
+      expect(yield* s.requests).toHaveLength(0)
+      expect((yield* llm.usage).calls).toBe(0)
+    }))
+
+  it.scoped("what the API accepts is sent: the effort budget below maxTokens, temperature 1, topP 0.95", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* anthropic(s)
+      yield* llm.complete(thinkingAsk({ thinking: { effort: "high" }, maxTokens: 1025, temperature: 1, topP: 0.95 }))
+      yield* llm.complete(thinkingAsk({ thinking: { effort: "medium" }, maxTokens: 20_000 }))
+      const [first, second] = (yield* s.requests).map((r) => r.body as any)
+      expect(first.thinking).toEqual({ type: "enabled", budget_tokens: 1024 })
+      expect(first.max_tokens).toBe(1025)
+      expect(first.temperature).toBe(1)
+      expect(second.thinking).toEqual({ type: "enabled", budget_tokens: 8192 })
+      // With interleaved thinking (a beta), the budget may exceed max_tokens
+      const interleaved = yield* anthropic(s, { headers: { "anthropic-beta": "interleaved-thinking-2025-05-14" } })
+      yield* interleaved.complete(thinkingAsk({ thinking: { budgetTokens: 4096 }, maxTokens: 2048 }))
+      expect(((yield* s.requests)[2]!.body as any).thinking).toEqual({ type: "enabled", budget_tokens: 4096 })
+    }))
+})
