@@ -319,6 +319,22 @@ layer(FakeProviderServer.layer())("through a compatible gateway (defect 16)", (i
       expect((yield* failure(llm.complete(ask()))).requestId).toBe("req_upstream_2")
     }))
 
+  it.scoped("Anthropic: a plain-text error body (a proxy's) is the message, the status said once", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* anthropic(s)
+      const reply = Reply.text("Missing header: x-api-version", { status: 400 })
+      yield* s.enqueue(reply, reply, Reply.text("", { status: 502 }))
+      const errors = [yield* failure(llm.complete(ask())), yield* failure(Stream.runDrain(llm.stream(ask())))]
+      for (const error of errors) {
+        expect(error._tag).toBe("InvalidRequestError")
+        expect(error.message).toBe("anthropic: HTTP 400 Missing header: x-api-version")
+      }
+      const empty = yield* failure(llm.complete(ask()))
+      expect(empty._tag).toBe("ProviderUnavailableError")
+      expect(empty.message).toBe("anthropic: HTTP 502 request failed")
+    }))
+
   it.scoped("OpenAI: error bodies that are not { error: {...} } keep their message", () =>
     Effect.gen(function*() {
       const s = yield* fresh
