@@ -46,19 +46,6 @@ const failure = <A>(effect: Effect.Effect<A, LLMError.LLMError>) => Effect.flip(
 const server = FakeProviderServer.FakeProviderServer
 
 const fresh = Effect.tap(server, (s) => s.reset)
-
-/** Both ways of calling: `complete`, and `stream` folded by `Response.collect`. */
-const both = (llm: LLM.Service, request = ask()) => ({
-  complete: llm.complete(request),
-  stream: Response.collect(llm.stream(request))
-})
-
-void Stream
-void litellm
-void SseItem
-void both
-void failure
-
 layer(FakeProviderServer.layer())("wire values are validated (defect 7)", (it) => {
   it.scoped("OpenAI: token counts sent as strings, negative or fractional are a MalformedResponseError", () =>
     Effect.gen(function*() {
