@@ -46,6 +46,7 @@ const failure = <A>(effect: Effect.Effect<A, LLMError.LLMError>) => Effect.flip(
 const server = FakeProviderServer.FakeProviderServer
 
 const fresh = Effect.tap(server, (s) => s.reset)
+
 layer(FakeProviderServer.layer())("wire values are validated (defect 7)", (it) => {
   it.scoped("OpenAI: token counts sent as strings, negative or fractional are a MalformedResponseError", () =>
     Effect.gen(function*() {
