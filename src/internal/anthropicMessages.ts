@@ -102,6 +102,45 @@ const toWireParts = (parts: ReadonlyArray<Message.Part>): Array<Sdk.ContentBlock
 
 const effortBudget = { minimal: 1024, low: 2048, medium: 8192, high: 16384 } as const
 
+/** The API's smallest `budget_tokens`. */
+export const minThinkingBudget = 1024
+
+/**
+ * What the Messages API would refuse in a request with `thinking`, said before any request (one
+ * sentence naming the field), or `undefined`. The API wants `budget_tokens` of at least 1024 and
+ * below `max_tokens` (unless interleaved thinking is on, a beta whose budget may exceed it); with
+ * thinking, `temperature` only at 1, `top_p` only between 0.95 and 1, and no forced tool use.
+ */
+export const thinkingProblem = (request: Provider.ResolvedRequest, interleaved: boolean): string | undefined => {
+  const thinking = request.thinking
+  if (thinking === undefined) return undefined
+  if ("budgetTokens" in thinking) {
+    if (thinking.budgetTokens < minThinkingBudget) {
+      return `thinking.budgetTokens is ${thinking.budgetTokens}; the API's minimum is ${minThinkingBudget}`
+    }
+    if (!interleaved && thinking.budgetTokens >= request.maxTokens) {
+      return `thinking.budgetTokens (${thinking.budgetTokens}) must be below maxTokens (${request.maxTokens}); ` +
+        `raise maxTokens or lower the budget`
+    }
+  } else if (request.maxTokens <= minThinkingBudget) {
+    return `thinking: { effort: "${thinking.effort}" } needs maxTokens above ${minThinkingBudget} (the thinking ` +
+      `budget is at least ${minThinkingBudget} tokens and must stay below maxTokens); maxTokens is ${request.maxTokens}`
+  }
+  if (request.temperature !== undefined && request.temperature !== 1) {
+    return `temperature (${request.temperature}) cannot be set with thinking (only 1 is accepted); leave it unset`
+  }
+  if (request.topP !== undefined && (request.topP < 0.95 || request.topP > 1)) {
+    return `topP (${request.topP}) with thinking must be between 0.95 and 1; leave it unset`
+  }
+  const choice = request.toolChoice
+  if (choice !== undefined && choice !== "auto" && choice !== "none") {
+    return `toolChoice ${
+      typeof choice === "string" ? `"${choice}"` : `{ name: "${choice.name}" }`
+    } forces tool use, which thinking does not allow; use "auto" or "none"`
+  }
+  return undefined
+}
+
 /** The Messages API body. `temperature` and `top_p` are still accepted by the API for the models
  * that support them, though SDK 1.x no longer types them. */
 type Params = Sdk.MessageCreateParamsBase & { temperature?: number; top_p?: number }
@@ -137,10 +176,14 @@ export const toParams = (request: Provider.ResolvedRequest): Params => {
   if (request.thinking !== undefined) {
     params.thinking = "budgetTokens" in request.thinking
       ? { type: "enabled", budget_tokens: request.thinking.budgetTokens }
-      // The API's minimum budget is 1024 tokens, and the budget must stay below max_tokens.
+      // The API's minimum budget is 1024 tokens, and the budget must stay below max_tokens (a
+      // `maxTokens` of 1024 or less is refused before this, by `thinkingProblem`).
       : {
         type: "enabled",
-        budget_tokens: Math.max(1024, Math.min(effortBudget[request.thinking.effort], request.maxTokens - 1))
+        budget_tokens: Math.max(
+          minThinkingBudget,
+          Math.min(effortBudget[request.thinking.effort], request.maxTokens - 1)
+        )
       }
   }
   const userId = request.metadata?.userId ?? request.metadata?.user_id

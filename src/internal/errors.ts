@@ -298,6 +298,15 @@ const causeChain = (e: unknown): string => {
 }
 
 /**
+ * The text of an SDK error made from a body that was not JSON: the SDKs prefix the status
+ * (`"400 Missing header"`), and say `"400 status code (no body)"` for an empty body.
+ */
+const sdkMessage = (message: string, status: number): string | undefined => {
+  const text = message.startsWith(`${status} `) ? message.slice(String(status).length + 1) : message
+  return text === "" || text === "status code (no body)" ? undefined : text
+}
+
+/**
  * Maps anything thrown by an SDK, `fetch` or a body read: SDK `APIError`s with a status go
  * through `fromHttp`; timeouts are `TimeoutError`; a `SyntaxError` (a body that is not JSON) is
  * `MalformedResponseError`; everything else on the wire is a `ConnectionError`.
@@ -309,7 +318,7 @@ export const fromThrown = (ctx: ErrorContext, error: unknown): LLMError.LLMError
     return fromHttp(ctx, {
       status: e.status,
       headers: e.headers,
-      body: e.error ?? (error instanceof Error ? error.message : undefined),
+      body: e.error ?? (error instanceof Error ? sdkMessage(error.message, e.status) : undefined),
       requestId: typeof e.requestID === "string" ? e.requestID : undefined
     })
   }

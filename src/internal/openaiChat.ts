@@ -210,12 +210,25 @@ const parseArguments = (
 
 const reasoningOf = (m: any): unknown => m?.reasoning_content ?? m?.reasoning
 
-/** Maps a complete Chat Completions reply to neutral events. */
+/**
+ * The cost a gateway put in `usage.cost` (a LiteLLM proxy in a stream's last chunk, where its
+ * `x-litellm-response-cost` header cannot be: the headers leave before the cost is known).
+ */
+const usageCost = (u: any): number | undefined => {
+  const cost: unknown = u?.cost
+  return typeof cost === "number" && Number.isFinite(cost) && cost >= 0 ? cost : undefined
+}
+
+/**
+ * Maps a complete Chat Completions reply to neutral events. `costUsd` is the cost a gateway
+ * reported in a header; with `reportsCost`, the body's `usage.cost` is read too (and wins).
+ */
 export const fromCompletion = (
   ctx: Errors.ErrorContext,
   data: any,
   requestId: string | undefined,
-  costUsd?: number
+  costUsd?: number,
+  reportsCost = false
 ): Provider.Completed => {
   if (data !== null && typeof data === "object" && data.error !== undefined && data.error !== null) {
     throw Errors.fromStreamError(ctx, data, requestId)
@@ -251,7 +264,7 @@ export const fromCompletion = (
       usage: isUsage(data.usage) ? tokensOf(ctx, data.usage, requestId) : undefined,
       model: typeof data.model === "string" ? data.model : "",
       requestId,
-      costUsd
+      costUsd: (reportsCost ? usageCost(data.usage) : undefined) ?? costUsd
     }
   }
 }
@@ -262,14 +275,20 @@ interface ToolState {
   args: string
 }
 
-/** The SSE handler of one Chat Completions stream. */
+/**
+ * The SSE handler of one Chat Completions stream. `costUsd` is the cost a gateway reported in a
+ * header; with `reportsCost`, a chunk's `usage.cost` is read too (and wins): a LiteLLM proxy puts
+ * a stream's cost there, in the last chunk.
+ */
 export const makeHandler = (
   ctx: Errors.ErrorContext,
   providerId: string,
   requestId: string | undefined,
   report: Provider.ReportUsage,
-  costUsd?: number
+  costUsd?: number,
+  reportsCost = false
 ): Sse.EventHandler => {
+  let cost = costUsd
   // Every call in the order it started; `open` maps a wire `index` to the call in progress there.
   let tools: Array<ToolState> = []
   let open = new Map<number, ToolState>()
@@ -303,7 +322,7 @@ export const makeHandler = (
       usage,
       model,
       requestId,
-      costUsd
+      costUsd: cost
     }))
   }
 
@@ -322,6 +341,7 @@ export const makeHandler = (
       if (typeof json.model === "string" && json.model !== "") model = json.model
       if (json.usage !== undefined && json.usage !== null && typeof json.usage === "object") {
         usage = tokensOf(ctx, json.usage, requestId)
+        if (reportsCost) cost = usageCost(json.usage) ?? cost
         report(usage)
       }
       const choices = json.choices

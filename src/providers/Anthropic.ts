@@ -6,6 +6,13 @@
  * shared SSE decoder, one batch of events per network read. Interrupting the fiber aborts the
  * request and closes the socket.
  *
+ * What the Messages API would reject with `thinking` is refused before any request with an
+ * `InvalidRequestError` naming the field: `{ effort }` with `maxTokens <= 1024` (no budget of at
+ * least 1024 fits below `max_tokens`), `{ budgetTokens }` below 1024 or not below `maxTokens`
+ * (unless an `anthropic-beta: interleaved-thinking-...` header is set), `temperature` other than 1,
+ * `topP` outside 0.95-1, and a `toolChoice` that forces tool use. An `{ effort }` budget is lowered
+ * to `maxTokens - 1` when it would not fit.
+ *
  * @example
  * ```ts
  * import { Effect, Redacted } from "effect"
@@ -23,6 +30,7 @@
 import AnthropicClient from "@anthropic-ai/sdk"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -78,12 +86,56 @@ export interface Options {
 export const nonStreamingMaxTokens = 21_333
 
 /**
- * Builds the Anthropic `LLM` service.
+ * The options of a built provider, with every default applied.
  *
  * @since 0.1.0
- * @category Constructors
+ * @category Models
  */
-export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.Scope> =>
+export interface ResolvedOptions extends Options {
+  readonly providerId: string
+  readonly defaultModel: string
+  readonly maxTokens: number
+  readonly baseUrl: string
+  readonly timeout: Duration.Duration
+}
+
+/**
+ * What `Anthropic.Anthropic` holds: the SDK client the provider sends with (built with
+ * `maxRetries: 0`, the provider's `timeout`, key, base URL and headers), for the Messages API
+ * features the `LLM` service does not cover, and the resolved options.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Service {
+  readonly client: AnthropicClient
+  readonly options: ResolvedOptions
+}
+
+/**
+ * The Anthropic provider's own tag, provided by `layer` and `layerConfig` beside `LLM.LLM` (as an
+ * `@effect/sql` backend provides its own tag beside `SqlClient`).
+ *
+ * @example
+ * import { Effect, Redacted } from "effect"
+ * import { Anthropic } from "@orchestify/providers"
+ *
+ * const models = Effect.gen(function*() {
+ *   const { client } = yield* Anthropic.Anthropic
+ *   return yield* Effect.promise(() => client.models.list())
+ * }).pipe(Effect.provide(Anthropic.layer({ apiKey: Redacted.make("sk-ant-...") })))
+ *
+ * @since 0.1.0
+ * @category Tags
+ */
+export class Anthropic extends Context.Tag("@orchestify/providers/Anthropic")<Anthropic, Service>() {}
+
+interface Built {
+  readonly service: Service
+  readonly llm: LLM.Service
+}
+
+const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
   Effect.gen(function*() {
     const providerId = options.providerId ?? "anthropic"
     const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
@@ -103,6 +155,18 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       baseURL: options.baseUrl ?? "https://api.anthropic.com",
       ...(options.headers !== undefined ? { defaultHeaders: Headers.plain(options.headers) } : {})
     })
+    const resolved: ResolvedOptions = {
+      ...options,
+      providerId,
+      defaultModel: options.defaultModel ?? "claude-sonnet-4-6",
+      maxTokens: options.maxTokens ?? 4096,
+      baseUrl: options.baseUrl ?? "https://api.anthropic.com",
+      timeout
+    }
+    // Interleaved thinking (a beta) lets the thinking budget exceed max_tokens.
+    const interleaved = Object.entries(options.headers ?? {}).some(([name, value]) =>
+      name.toLowerCase() === "anthropic-beta" && value.includes("interleaved-thinking")
+    )
     const call: Sdk.Call = { ctx, watchdog: yield* Watchdog.make(timeout), requestIdHeaders: ["request-id"] }
     const requestOptions = (signal: AbortSignal) => ({ signal, timeout: Sdk.sdkTimeoutMillis(timeout) })
 
@@ -124,41 +188,57 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
           (data, requestId) => Wire.fromMessage(ctx, data, requestId)
         )
 
-    return yield* Provider.make({
+    const llm = yield* Provider.make({
       providerId,
       providerType: "anthropic",
-      defaultModel: options.defaultModel ?? "claude-sonnet-4-6",
-      defaultMaxTokens: options.maxTokens ?? 4096,
+      defaultModel: resolved.defaultModel,
+      defaultMaxTokens: resolved.maxTokens,
       capabilities: Capabilities.forModel,
       pricing: options.pricing,
-      validate: (request) =>
-        request.model.startsWith("claude-")
+      validate: (request) => {
+        const problem = request.model.startsWith("claude-")
+          ? Wire.thinkingProblem(request, interleaved)
+          : `"${request.model}" is not a Claude model; the Anthropic provider serves claude-* models`
+        return problem === undefined
           ? undefined
-          : new LLMError.InvalidRequestError({
-            provider: providerId,
-            message:
-              `${providerId}: "${request.model}" is not a Claude model; the Anthropic provider serves claude-* models`
-          }),
+          : new LLMError.InvalidRequestError({ provider: providerId, message: `${providerId}: ${problem}` })
+      },
       complete,
       stream
     })
+    return { service: { client, options: resolved }, llm }
   })
 
 /**
- * The Anthropic provider as a layer of `LLM`.
+ * Builds the Anthropic `LLM` service.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.Scope> =>
+  Effect.map(build(options), (built) => built.llm)
+
+const toContext = (built: Built): Context.Context<Anthropic | LLM.LLM> =>
+  Context.make(Anthropic, built.service).pipe(Context.add(LLM.LLM, built.llm))
+
+/**
+ * The Anthropic provider as a layer of `LLM` and of its own tag, `Anthropic.Anthropic` (one
+ * provider: the `LLM` sends with that client).
  *
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options): Layer.Layer<LLM.LLM> => Layer.scoped(LLM.LLM, make(options))
+export const layer = (options: Options): Layer.Layer<Anthropic | LLM.LLM> =>
+  Layer.scopedContext(Effect.map(build(options), toContext))
 
 /**
  * The Anthropic provider with its options read from `Config` (by default the API key from
- * `ANTHROPIC_API_KEY`).
+ * `ANTHROPIC_API_KEY`), as a layer of `LLM` and `Anthropic.Anthropic`.
  *
  * @since 0.1.0
  * @category Layers
  */
 export const layerConfig = (
   config: Config.Config.Wrap<Options> = { apiKey: Config.redacted("ANTHROPIC_API_KEY") }
-): Layer.Layer<LLM.LLM, ConfigError.ConfigError> => Layer.scoped(LLM.LLM, Effect.flatMap(Config.unwrap(config), make))
+): Layer.Layer<Anthropic | LLM.LLM, ConfigError.ConfigError> =>
+  Layer.scopedContext(Effect.map(Effect.flatMap(Config.unwrap(config), build), toContext))

@@ -3,7 +3,8 @@
  * SDK). A model string with a LiteLLM-style prefix routes to the right endpoint and auth, with
  * LiteLLM's names: `azure/<deployment>`, `ollama/`, `hosted_vllm/` (alias `vllm/`),
  * `together_ai/`, `groq/`, `openrouter/`, `deepseek/`, `mistral/`, `fireworks_ai/`, `xai/`,
- * `openai/`, `litellm_proxy/` (a LiteLLM proxy, whose `x-litellm-response-cost` is the cost), and
+ * `openai/`, `litellm_proxy/` (a LiteLLM proxy, whose reported cost, `x-litellm-response-cost` or a
+ * stream's `usage.cost`, is the cost), and
  * a bare model name with a `baseUrl` for any other compatible server.
  *
  * The prefix table ({@link routes}) is data: each route knows its default base URL, its auth
@@ -82,7 +83,10 @@ export interface Route {
   readonly keyOptional?: boolean | undefined
   /** Azure OpenAI: `/openai/deployments/<deployment>/chat/completions?api-version=...`. */
   readonly azure?: boolean | undefined
-  /** The backend reports each call's cost in `x-litellm-response-cost` (a LiteLLM proxy). */
+  /**
+   * The backend reports each call's cost (a LiteLLM proxy): `x-litellm-response-cost` on a JSON
+   * reply, `usage.cost` in a stream's last chunk (and in a JSON body's `usage`, which wins).
+   */
   readonly reportsCost?: boolean | undefined
   readonly dialect: Chat.Dialect
 }
@@ -537,6 +541,10 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
     const requestIdOf = (response: HttpClientResponse.HttpClientResponse) =>
       response.headers["x-request-id"] ?? response.headers["request-id"] ?? response.headers["x-litellm-call-id"]
 
+    // A LiteLLM proxy reports the cost in `x-litellm-response-cost` on a JSON reply, and in the last
+    // chunk's `usage.cost` on a stream (its headers leave before the cost is known): both are read.
+    const reportsCost = (t: Target): boolean => t.resolved.route.reportsCost === true
+
     const costOf = (t: Target, response: HttpClientResponse.HttpClientResponse): number | undefined => {
       if (t.resolved.route.reportsCost !== true) return undefined
       const header = response.headers["x-litellm-response-cost"]
@@ -566,7 +574,8 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
                 Effect.mapError(fromHttpError),
                 Effect.flatMap((data) =>
                   Effect.try({
-                    try: () => Chat.fromCompletion(ctx, data, requestIdOf(response), costOf(t, response)),
+                    try: () =>
+                      Chat.fromCompletion(ctx, data, requestIdOf(response), costOf(t, response), reportsCost(t)),
                     catch: (error) => Errors.fromThrown(ctx, error)
                   })
                 )
@@ -606,7 +615,14 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
               Effect.mapError((error) => timedOut ? Errors.timedOut(ctx) : error),
               Effect.map((response) => {
                 watchdog.disarm(deadline)
-                const handler = Chat.makeHandler(ctx, providerId, requestIdOf(response), report, costOf(t, response))
+                const handler = Chat.makeHandler(
+                  ctx,
+                  providerId,
+                  requestIdOf(response),
+                  report,
+                  costOf(t, response),
+                  reportsCost(t)
+                )
                 return Sse.decodeStream(
                   response.stream,
                   fromHttpError,

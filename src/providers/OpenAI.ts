@@ -20,6 +20,7 @@
  */
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -89,12 +90,56 @@ class Client extends OpenAIClient {
 }
 
 /**
- * Builds the OpenAI `LLM` service.
+ * The options of a built provider, with every default applied.
  *
  * @since 0.1.0
- * @category Constructors
+ * @category Models
  */
-export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.Scope> =>
+export interface ResolvedOptions extends Options {
+  readonly providerId: string
+  readonly defaultModel: string
+  readonly maxTokens: number
+  readonly baseUrl: string
+  readonly timeout: Duration.Duration
+}
+
+/**
+ * What `OpenAI.OpenAI` holds: the SDK client the provider sends with (built with `maxRetries: 0`,
+ * the provider's `timeout`, key, base URL, organization, project and headers), for the OpenAI APIs
+ * the `LLM` service does not cover (Responses, embeddings, files, ...), and the resolved options.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Service {
+  readonly client: OpenAIClient
+  readonly options: ResolvedOptions
+}
+
+/**
+ * The OpenAI provider's own tag, provided by `layer` and `layerConfig` beside `LLM.LLM` (as an
+ * `@effect/sql` backend provides its own tag beside `SqlClient`).
+ *
+ * @example
+ * import { Effect, Redacted } from "effect"
+ * import { OpenAI } from "@orchestify/providers"
+ *
+ * const models = Effect.gen(function*() {
+ *   const { client } = yield* OpenAI.OpenAI
+ *   return yield* Effect.promise(() => client.models.list())
+ * }).pipe(Effect.provide(OpenAI.layer({ apiKey: Redacted.make("sk-...") })))
+ *
+ * @since 0.1.0
+ * @category Tags
+ */
+export class OpenAI extends Context.Tag("@orchestify/providers/OpenAI")<OpenAI, Service>() {}
+
+interface Built {
+  readonly service: Service
+  readonly llm: LLM.Service
+}
+
+const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
   Effect.gen(function*() {
     const providerId = options.providerId ?? "openai"
     const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
@@ -117,6 +162,14 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       project: options.project ?? null,
       ...(options.headers !== undefined ? { defaultHeaders: Headers.plain(options.headers) } : {})
     })
+    const resolved: ResolvedOptions = {
+      ...options,
+      providerId,
+      defaultModel: options.defaultModel ?? "gpt-4o",
+      maxTokens: options.maxTokens ?? 4096,
+      baseUrl: options.baseUrl ?? "https://api.openai.com/v1",
+      timeout
+    }
     const call: Sdk.Call = {
       ctx,
       watchdog: yield* Watchdog.make(timeout),
@@ -142,33 +195,49 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         (data, requestId) => Chat.fromCompletion(ctx, data, requestId)
       )
 
-    return yield* Provider.make({
+    const llm = yield* Provider.make({
       providerId,
       providerType: "openai",
-      defaultModel: options.defaultModel ?? "gpt-4o",
-      defaultMaxTokens: options.maxTokens ?? 4096,
+      defaultModel: resolved.defaultModel,
+      defaultMaxTokens: resolved.maxTokens,
       capabilities: Capabilities.forModel,
       pricing: options.pricing,
       complete,
       stream
     })
+    return { service: { client, options: resolved }, llm }
   })
 
 /**
- * The OpenAI provider as a layer of `LLM`.
+ * Builds the OpenAI `LLM` service.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.Scope> =>
+  Effect.map(build(options), (built) => built.llm)
+
+const toContext = (built: Built): Context.Context<OpenAI | LLM.LLM> =>
+  Context.make(OpenAI, built.service).pipe(Context.add(LLM.LLM, built.llm))
+
+/**
+ * The OpenAI provider as a layer of `LLM` and of its own tag, `OpenAI.OpenAI` (one provider: the
+ * `LLM` sends with that client).
  *
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options): Layer.Layer<LLM.LLM> => Layer.scoped(LLM.LLM, make(options))
+export const layer = (options: Options): Layer.Layer<OpenAI | LLM.LLM> =>
+  Layer.scopedContext(Effect.map(build(options), toContext))
 
 /**
  * The OpenAI provider with its options read from `Config` (by default the API key from
- * `OPENAI_API_KEY`).
+ * `OPENAI_API_KEY`), as a layer of `LLM` and `OpenAI.OpenAI`.
  *
  * @since 0.1.0
  * @category Layers
  */
 export const layerConfig = (
   config: Config.Config.Wrap<Options> = { apiKey: Config.redacted("OPENAI_API_KEY") }
-): Layer.Layer<LLM.LLM, ConfigError.ConfigError> => Layer.scoped(LLM.LLM, Effect.flatMap(Config.unwrap(config), make))
+): Layer.Layer<OpenAI | LLM.LLM, ConfigError.ConfigError> =>
+  Layer.scopedContext(Effect.map(Effect.flatMap(Config.unwrap(config), build), toContext))

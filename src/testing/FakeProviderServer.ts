@@ -137,6 +137,13 @@ export interface ScriptedReply {
   readonly id?: string
   /** Extra response headers. */
   readonly headers?: Readonly<Record<string, string>>
+  /**
+   * The call's cost in USD, reported as a LiteLLM proxy does (OpenAI protocol): in the
+   * `x-litellm-response-cost` header of a JSON reply, and in the last chunk's `usage.cost` of a
+   * stream (which carries no such header: it is sent before the cost is known; no usage chunk, no
+   * cost, as without `stream_options.include_usage`).
+   */
+  readonly costUsd?: number
   /** Anthropic `event: ping`, OpenAI `: keep-alive` comment lines. Default `true`. */
   readonly pingEvents?: boolean
   /**
@@ -755,7 +762,14 @@ const openaiStream = (
   if (pings) items.push({ _tag: "Comment", text: "keep-alive" })
   if (faults.omitTerminal !== true) {
     items.push(chunk({}, stopReasonOf(reply, "openai")))
-    if (includeUsage) items.push(dataEvent({ ...base, choices: [], usage: openaiUsage(tokensOf(reply.usage)) }))
+    if (includeUsage) {
+      const usage = openaiUsage(tokensOf(reply.usage))
+      items.push(dataEvent({
+        ...base,
+        choices: [],
+        usage: reply.costUsd === undefined ? usage : { ...usage, cost: reply.costUsd }
+      }))
+    }
     items.push({ _tag: "Event", data: "[DONE]" })
   }
   if (faults.afterTerminal?.events === true) {
@@ -862,7 +876,10 @@ const renderScripted = (
       return Reply.sse(items, { headers })
     }
     case "ChatCompletions": {
-      if (!wantsStream(request)) return Reply.json(openaiJson(reply, request, route), { headers })
+      if (!wantsStream(request)) {
+        const cost = reply.costUsd === undefined ? {} : { "x-litellm-response-cost": String(reply.costUsd) }
+        return Reply.json(openaiJson(reply, request, route), { headers: { ...cost, ...headers } })
+      }
       const items = applyFaults(openaiStream(reply, request, route, faults), faults, (fault) =>
         dataEvent({
           error: {

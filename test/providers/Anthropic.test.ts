@@ -161,16 +161,19 @@ layer(FakeProviderServer.layer())("Anthropic specifics", (it) => {
   it.scoped("tool choice and effort map to the Messages API", () =>
     Effect.gen(function*() {
       const { llm, server } = yield* setup()
-      yield* server.enqueue(Reply.scripted({ text: "a" }), Reply.scripted({ text: "b" }))
-      yield* llm.complete({ messages: [Message.user("x")], toolChoice: "required", thinking: { effort: "low" } })
+      yield* server.enqueue(Reply.scripted({ text: "a" }), Reply.scripted({ text: "b" }), Reply.scripted({ text: "c" }))
+      // The API refuses a forced tool choice with thinking: they go in separate requests
+      yield* llm.complete({ messages: [Message.user("x")], toolChoice: "required" })
       yield* llm.complete({
         messages: [Message.user("x")],
         toolChoice: { name: "get_weather" },
         metadata: { userId: "u-1" }
       })
-      const [a, b] = (yield* server.requests).map((r) => r.body as any)
+      yield* llm.complete({ messages: [Message.user("x")], toolChoice: "auto", thinking: { effort: "low" } })
+      const [a, b, c] = (yield* server.requests).map((r) => r.body as any)
       expect(a.tool_choice).toEqual({ type: "any" })
-      expect(a.thinking).toEqual({ type: "enabled", budget_tokens: 2048 })
+      expect(c.tool_choice).toEqual({ type: "auto" })
+      expect(c.thinking).toEqual({ type: "enabled", budget_tokens: 2048 })
       expect(b.tool_choice).toEqual({ type: "tool", name: "get_weather" })
       expect(b.metadata).toEqual({ user_id: "u-1" })
     }))

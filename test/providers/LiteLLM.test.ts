@@ -136,15 +136,12 @@ layer(FakeProviderServer.layer())("LiteLLM routing against FakeProviderServer", 
       expect(request!.query["api-version"]).toBe("2024-10-21")
     }))
 
-  it.scoped("litellm_proxy/: the proxy's x-litellm-response-cost is the cost, streamed and not", () =>
+  it.scoped("litellm_proxy/: the proxy's cost is the cost, streamed (usage.cost) and not (x-litellm-response-cost)", () =>
     Effect.gen(function*() {
       const { server } = yield* setup()
       const llm = yield* makeLlm({ defaultModel: "litellm_proxy/claude-sonnet-4-6", baseUrl: server.openaiBaseUrl })
-      const reply = Reply.scripted({
-        text: "hi",
-        usage: { inputTokens: 1000, outputTokens: 100 },
-        headers: { "x-litellm-response-cost": "0.0421" }
-      })
+      // As the proxy answers: the header on the JSON reply, `usage.cost` in the stream's last chunk
+      const reply = Reply.scripted({ text: "hi", usage: { inputTokens: 1000, outputTokens: 100 }, costUsd: 0.0421 })
       yield* server.enqueue(reply, reply)
       const completed = yield* llm.complete({ messages: [Message.user("Hi")] })
       const streamed = yield* Response.collect(llm.stream({ messages: [Message.user("Hi")] }))

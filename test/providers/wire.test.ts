@@ -47,18 +47,6 @@ const server = FakeProviderServer.FakeProviderServer
 
 const fresh = Effect.tap(server, (s) => s.reset)
 
-/** Both ways of calling: `complete`, and `stream` folded by `Response.collect`. */
-const both = (llm: LLM.Service, request = ask()) => ({
-  complete: llm.complete(request),
-  stream: Response.collect(llm.stream(request))
-})
-
-void Stream
-void litellm
-void SseItem
-void both
-void failure
-
 layer(FakeProviderServer.layer())("wire values are validated (defect 7)", (it) => {
   it.scoped("OpenAI: token counts sent as strings, negative or fractional are a MalformedResponseError", () =>
     Effect.gen(function*() {
@@ -319,6 +307,22 @@ layer(FakeProviderServer.layer())("through a compatible gateway (defect 16)", (i
       expect((yield* failure(llm.complete(ask()))).requestId).toBe("req_upstream_2")
     }))
 
+  it.scoped("Anthropic: a plain-text error body (a proxy's) is the message, the status said once", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* anthropic(s)
+      const reply = Reply.text("Missing header: x-api-version", { status: 400 })
+      yield* s.enqueue(reply, reply, Reply.text("", { status: 502 }))
+      const errors = [yield* failure(llm.complete(ask())), yield* failure(Stream.runDrain(llm.stream(ask())))]
+      for (const error of errors) {
+        expect(error._tag).toBe("InvalidRequestError")
+        expect(error.message).toBe("anthropic: HTTP 400 Missing header: x-api-version")
+      }
+      const empty = yield* failure(llm.complete(ask()))
+      expect(empty._tag).toBe("ProviderUnavailableError")
+      expect(empty.message).toBe("anthropic: HTTP 502 request failed")
+    }))
+
   it.scoped("OpenAI: error bodies that are not { error: {...} } keep their message", () =>
     Effect.gen(function*() {
       const s = yield* fresh
@@ -544,5 +548,88 @@ layer(FakeProviderServer.layer())("error rows (defect 10)", (it) => {
           }
         }
       }
+    }))
+})
+
+layer(FakeProviderServer.layer())("the LiteLLM proxy's cost (defect 12)", (it) => {
+  it.scoped("litellm_proxy/: the cost comes from the header of a JSON reply and from usage.cost of a stream", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* litellm({ defaultModel: "litellm_proxy/claude-sonnet-4-6", baseUrl: s.openaiBaseUrl })
+      const reply = Reply.scripted({ text: "hi", usage: { inputTokens: 1000, outputTokens: 100 }, costUsd: 0.0421 })
+      yield* s.enqueue(reply, reply)
+      const completed = yield* llm.complete(ask())
+      const streamed = yield* Response.collect(llm.stream(ask()))
+      expect(completed.costUsd).toBe(0.0421)
+      expect(streamed.costUsd).toBe(0.0421)
+      const usage = yield* llm.usage
+      expect(usage.costUsd).toBeCloseTo(0.0842, 12)
+      // The fake answers as the proxy does: the header on the JSON reply only
+      const [json, sse] = yield* s.requests
+      expect((json!.body as any).stream).toBeUndefined()
+      expect((sse!.body as any).stream).toBe(true)
+    }))
+
+  it.scoped("litellm_proxy/: a JSON reply with usage.cost and no header is costed by the proxy too", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* litellm({ defaultModel: "litellm_proxy/claude-sonnet-4-6", baseUrl: s.openaiBaseUrl })
+      yield* s.enqueue(Reply.json({
+        id: "chatcmpl-1",
+        object: "chat.completion",
+        model: "claude-sonnet-4-6",
+        choices: [{ index: 0, message: { role: "assistant", content: "Hi" }, finish_reason: "stop" }],
+        usage: { prompt_tokens: 1000, completion_tokens: 100, total_tokens: 1100, cost: 0.0042 }
+      }))
+      expect((yield* llm.complete(ask())).costUsd).toBe(0.0042)
+    }))
+})
+
+layer(FakeProviderServer.layer())("Anthropic requests the API would reject (defect 13)", (it) => {
+  const thinkingAsk = (extra: Partial<LLM.CompletionRequest>): LLM.CompletionRequest => ({
+    messages: [Message.user("Hi")],
+    ...extra
+  })
+
+  it.scoped("thinking that cannot fit maxTokens, temperature, topP or forced tools with thinking: refused before any request, naming the field", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* anthropic(s)
+      const cases: ReadonlyArray<readonly [LLM.CompletionRequest, ReadonlyArray<string>]> = [
+        [thinkingAsk({ thinking: { effort: "low" }, maxTokens: 1024 }), ["maxTokens", "1024", "thinking"]],
+        [thinkingAsk({ thinking: { effort: "high" }, maxTokens: 512 }), ["maxTokens", "512", "thinking"]],
+        [thinkingAsk({ thinking: { budgetTokens: 500 }, maxTokens: 4096 }), ["thinking.budgetTokens", "1024"]],
+        [thinkingAsk({ thinking: { budgetTokens: 4096 }, maxTokens: 2048 }), ["thinking.budgetTokens", "maxTokens"]],
+        [thinkingAsk({ thinking: { budgetTokens: 2048 }, maxTokens: 4096, temperature: 0.7 }), ["temperature"]],
+        [thinkingAsk({ thinking: { budgetTokens: 2048 }, maxTokens: 4096, topP: 0.5 }), ["topP", "0.95"]],
+        [thinkingAsk({ thinking: { budgetTokens: 2048 }, maxTokens: 4096, toolChoice: "required" }), ["toolChoice"]]
+      ]
+      for (const [request, words] of cases) {
+        for (
+          const error of [yield* failure(llm.complete(request)), yield* failure(Stream.runDrain(llm.stream(request)))]
+        ) {
+          expect(error._tag, JSON.stringify(request)).toBe("InvalidRequestError")
+          for (const word of words) expect(error.message).toContain(word)
+        }
+      }
+      expect(yield* s.requests).toHaveLength(0)
+      expect((yield* llm.usage).calls).toBe(0)
+    }))
+
+  it.scoped("what the API accepts is sent: the effort budget below maxTokens, temperature 1, topP 0.95", () =>
+    Effect.gen(function*() {
+      const s = yield* fresh
+      const llm = yield* anthropic(s)
+      yield* llm.complete(thinkingAsk({ thinking: { effort: "high" }, maxTokens: 1025, temperature: 1, topP: 0.95 }))
+      yield* llm.complete(thinkingAsk({ thinking: { effort: "medium" }, maxTokens: 20_000 }))
+      const [first, second] = (yield* s.requests).map((r) => r.body as any)
+      expect(first.thinking).toEqual({ type: "enabled", budget_tokens: 1024 })
+      expect(first.max_tokens).toBe(1025)
+      expect(first.temperature).toBe(1)
+      expect(second.thinking).toEqual({ type: "enabled", budget_tokens: 8192 })
+      // With interleaved thinking (a beta), the budget may exceed max_tokens
+      const interleaved = yield* anthropic(s, { headers: { "anthropic-beta": "interleaved-thinking-2025-05-14" } })
+      yield* interleaved.complete(thinkingAsk({ thinking: { budgetTokens: 4096 }, maxTokens: 2048 }))
+      expect(((yield* s.requests)[2]!.body as any).thinking).toEqual({ type: "enabled", budget_tokens: 4096 })
     }))
 })
