@@ -16,6 +16,7 @@
  * Effect's `Clock`, so `TestClock` drives it in tests.
  *
  * @example
+ * ```ts
  * import { Effect } from "effect"
  * import { CircuitBreaker, LLM, Message } from "@orchestify/providers"
  *
@@ -25,6 +26,7 @@
  *   const reply = yield* llm.complete({ messages: [Message.user("Hello")] })
  *   return [reply.content, yield* breaker.state] as const
  * })
+ * ```
  *
  * @since 0.1.0
  */

@@ -104,6 +104,7 @@ export const layerRecordContent = (enabled: boolean = true): Layer.Layer<never> 
  * configured extra header; a provider written on `LLM.make` over `HttpClient` should too.
  *
  * @example
+ * ```ts
  * import { HttpClient, HttpClientRequest } from "@effect/platform"
  * import { Effect } from "effect"
  * import { Telemetry } from "@orchestify/providers"
@@ -113,6 +114,7 @@ export const layerRecordContent = (enabled: boolean = true): Layer.Layer<never> 
  *     HttpClientRequest.setHeader("Ocp-Apim-Subscription-Key", "...")
  *   ))
  * ).pipe(Telemetry.withRedactedHeaders(["Ocp-Apim-Subscription-Key"]))
+ * ```
  *
  * @since 0.1.0
  * @category Spans

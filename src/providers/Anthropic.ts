@@ -117,6 +117,7 @@ export interface Service {
  * `@effect/sql` backend provides its own tag beside `SqlClient`).
  *
  * @example
+ * ```ts
  * import { Effect, Redacted } from "effect"
  * import { Anthropic } from "@orchestify/providers"
  *
@@ -124,6 +125,7 @@ export interface Service {
  *   const { client } = yield* Anthropic.Anthropic
  *   return yield* Effect.promise(() => client.models.list())
  * }).pipe(Effect.provide(Anthropic.layer({ apiKey: Redacted.make("sk-ant-...") })))
+ * ```
  *
  * @since 0.1.0
  * @category Tags
@@ -164,7 +166,7 @@ const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
       timeout
     }
     // Interleaved thinking (a beta) lets the thinking budget exceed max_tokens.
-    const interleaved = Object.entries(options.headers ?? {}).some(([name, value]) =>
+    const interleaved = Object.entries(Headers.plain(options.headers) ?? {}).some(([name, value]) =>
       name.toLowerCase() === "anthropic-beta" && value.includes("interleaved-thinking")
     )
     const call: Sdk.Call = { ctx, watchdog: yield* Watchdog.make(timeout), requestIdHeaders: ["request-id"] }

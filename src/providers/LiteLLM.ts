@@ -679,6 +679,7 @@ export const layer = (options: Options): Layer.Layer<LiteLLM | LLM.LLM, never, H
  * Azure api-version from their variables ({@link readEnv}); provides `LiteLLM` and `LLM`.
  *
  * @example
+ * ```ts
  * import { FetchHttpClient } from "@effect/platform"
  * import { Config, Layer } from "effect"
  * import { LiteLLM } from "@orchestify/providers"
@@ -687,6 +688,7 @@ export const layer = (options: Options): Layer.Layer<LiteLLM | LLM.LLM, never, H
  * const Groq = LiteLLM.layerConfig({ defaultModel: Config.succeed("groq/llama-3.3-70b-versatile") }).pipe(
  *   Layer.provide(FetchHttpClient.layer)
  * )
+ * ```
  *
  * @since 0.1.0
  * @category Layers

@@ -121,6 +121,7 @@ export interface Service {
  * `@effect/sql` backend provides its own tag beside `SqlClient`).
  *
  * @example
+ * ```ts
  * import { Effect, Redacted } from "effect"
  * import { OpenAI } from "@orchestify/providers"
  *
@@ -128,6 +129,7 @@ export interface Service {
  *   const { client } = yield* OpenAI.OpenAI
  *   return yield* Effect.promise(() => client.models.list())
  * }).pipe(Effect.provide(OpenAI.layer({ apiKey: Redacted.make("sk-...") })))
+ * ```
  *
  * @since 0.1.0
  * @category Tags
