@@ -105,6 +105,39 @@ const noFinish = (providerId: string): LLMError.MalformedResponseError =>
     message: `${providerId}: malformed reply: the reply ended without its Finish event`
   })
 
+/**
+ * The parts of a request that are sent as JSON but typed `unknown` (tool parameters, the input of
+ * earlier tool calls, metadata), checked before any request: a BigInt or a cycle there is the
+ * caller's mistake, refused with `InvalidRequestError`, not a failed (and retried) call.
+ */
+const unsendable = (providerId: string, request: ResolvedRequest): LLMError.InvalidRequestError | undefined => {
+  const check = (what: string, value: unknown): LLMError.InvalidRequestError | undefined => {
+    try {
+      JSON.stringify(value)
+      return undefined
+    } catch (error) {
+      return new LLMError.InvalidRequestError({
+        provider: providerId,
+        message: `${providerId}: the ${what} cannot be sent as JSON: ${error instanceof Error ? error.message : error}`
+      })
+    }
+  }
+  if (request.tools !== undefined) {
+    for (const tool of request.tools) {
+      const problem = check(`parameters of tool "${tool.name}"`, tool.parameters)
+      if (problem !== undefined) return problem
+    }
+  }
+  for (const message of request.messages) {
+    for (const part of message.content) {
+      if (part._tag !== "ToolCall") continue
+      const problem = check(`input of tool call "${part.id}"`, part.input)
+      if (problem !== undefined) return problem
+    }
+  }
+  return request.metadata === undefined ? undefined : check("metadata", request.metadata)
+}
+
 /** Whether anyone can see a span of this call (see `internal/telemetry.ts`). */
 export const observed = internal.observed
 
@@ -122,6 +155,10 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
       return resolved
     }
 
+    /** The local checks: a failure reaches no provider and is counted in no usage. */
+    const validate = (request: ResolvedRequest): LLMError.LLMError | undefined =>
+      unsendable(driver.providerId, request) ?? driver.validate?.(request)
+
     const openSpan = (tracing: boolean, name: string, resolved: ResolvedRequest) =>
       tracing
         ? Effect.makeSpan(name, internal.spanOptions(driver.providerType, driver.providerId, resolved))
@@ -137,7 +174,7 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
           return Effect.flatMap(openSpan(tracing, Telemetry.SpanNames.complete, resolved), (span) => {
             const recorder = new Recorder(ledger, resolved.model)
             recorder.start(fiber, Telemetry.SpanNames.complete, span, resolved)
-            const invalid = driver.validate?.(resolved)
+            const invalid = validate(resolved)
             const call: Effect.Effect<Response.LLMResponse, LLMError.LLMError> = invalid !== undefined
               ? Effect.zipRight(recorder.refuse(invalid), Effect.failCause(Cause.fail(invalid)))
               : restore(driver.complete(resolved)).pipe(
@@ -209,7 +246,7 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
             openSpan(tracing, Telemetry.SpanNames.stream, resolved),
             (span): Effect.Effect<Events> => {
               recorder.start(fiber, Telemetry.SpanNames.stream, span, resolved)
-              const invalid = driver.validate?.(resolved)
+              const invalid = validate(resolved)
               if (invalid !== undefined) {
                 return Effect.as(recorder.refuse(invalid), Channel.failCause(Cause.fail(invalid)))
               }

@@ -380,10 +380,25 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
       scope: Scope.CloseableScope
     ) => {
       const client = Provider.observed(fiber) ? traced : untraced
+      // The call path has checked what can fail to serialise; a body that still cannot be sent
+      // (a `toJSON` that throws) is the caller's mistake, never a defect.
+      let json: string
+      try {
+        json = JSON.stringify(body)
+      } catch (error) {
+        return Effect.fail(
+          new LLMError.InvalidRequestError({
+            provider: providerId,
+            message: `${providerId}: the request cannot be sent as JSON: ${
+              error instanceof Error ? error.message : String(error)
+            }`
+          })
+        )
+      }
       const sent = client.execute(
         HttpClientRequest.post(t.url).pipe(
           HttpClientRequest.setHeaders(t.headers),
-          HttpClientRequest.bodyUnsafeJson(body)
+          HttpClientRequest.bodyText(json, "application/json")
         )
       )
       return (t.apiKeyHeader ? withRedactedKey(sent) : sent).pipe(
