@@ -56,7 +56,8 @@ export interface Driver {
   readonly pricing?: Pricing.PriceTable | undefined
   /** A local check run before any request; a failure reaches no provider and is not counted. */
   readonly validate?: (request: ResolvedRequest) => LLMError.LLMError | undefined
-  readonly complete: (request: ResolvedRequest) => Effect.Effect<Completed, LLMError.LLMError>
+  /** `report` as for `stream`: a reply read as a stream internally reports what it billed before it broke. */
+  readonly complete: (request: ResolvedRequest, report: ReportUsage) => Effect.Effect<Completed, LLMError.LLMError>
   /** Must end with one `Finish` event (its `costUsd` may be left undefined) or fail. */
   readonly stream: (
     request: ResolvedRequest,
@@ -177,7 +178,7 @@ export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
             const invalid = validate(resolved)
             const call: Effect.Effect<Response.LLMResponse, LLMError.LLMError> = invalid !== undefined
               ? Effect.zipRight(recorder.refuse(invalid), Effect.failCause(Cause.fail(invalid)))
-              : restore(driver.complete(resolved)).pipe(
+              : restore(driver.complete(resolved, recorder.report)).pipe(
                 Effect.mapErrorCause(originalErrors),
                 Effect.map((completed) => {
                   const builder = new ResponseBuilder()

@@ -103,9 +103,12 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         (requestId) => Wire.makeHandler(ctx, providerId, requestId, report)
       )
 
-    const complete = (request: Provider.ResolvedRequest): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
+    const complete = (
+      request: Provider.ResolvedRequest,
+      report: Provider.ReportUsage
+    ): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
       request.maxTokens > nonStreamingMaxTokens
-        ? Sdk.collect(ctx, stream(request, () => {}))
+        ? Sdk.collect(ctx, stream(request, report))
         : Sdk.complete(
           call,
           (signal) =>
