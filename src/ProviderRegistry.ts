@@ -50,7 +50,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Http from "./internal/http.js"
+import * as Pool from "./internal/pool.js"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
 import * as Message from "./Message.js"
@@ -336,7 +336,7 @@ const litellm: Factory = (provider) => {
   return Effect.gen(function*() {
     // The provider's own connection pool, destroyed with the registry's scope, so no keep-alive
     // socket outlives it.
-    const fetch = yield* Http.scopedFetch
+    const fetch = yield* Pool.scopedFetch
     const base = yield* Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer)
     const owned = HttpClient.transform(base, (effect) => Effect.provideService(effect, FetchHttpClient.Fetch, fetch))
     return yield* LiteLLM.make({

@@ -29,7 +29,7 @@ import type * as Scope from "effect/Scope"
 import * as Capabilities from "../Capabilities.js"
 import * as Wire from "../internal/anthropicMessages.js"
 import type * as Errors from "../internal/errors.js"
-import * as Http from "../internal/http.js"
+import * as Pool from "../internal/pool.js"
 import * as Provider from "../internal/provider.js"
 import * as Sdk from "../internal/sdk.js"
 import * as Watchdog from "../internal/watchdog.js"
@@ -82,7 +82,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
     const providerId = options.providerId ?? "anthropic"
     const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
     const ctx: Errors.ErrorContext = { provider: providerId, secrets: [options.apiKey], timeout }
-    const fetch = yield* Http.scopedFetch
+    const fetch = yield* Pool.scopedFetch
     const client = new AnthropicClient({
       fetch,
       apiKey: Redacted.value(options.apiKey),

@@ -26,7 +26,7 @@ import type * as Scope from "effect/Scope"
 import OpenAIClient from "openai"
 import * as Capabilities from "../Capabilities.js"
 import type * as Errors from "../internal/errors.js"
-import * as Http from "../internal/http.js"
+import * as Pool from "../internal/pool.js"
 import * as Chat from "../internal/openaiChat.js"
 import * as Provider from "../internal/provider.js"
 import * as Sdk from "../internal/sdk.js"
@@ -72,7 +72,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
     const providerId = options.providerId ?? "openai"
     const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
     const ctx: Errors.ErrorContext = { provider: providerId, secrets: [options.apiKey], timeout }
-    const fetch = yield* Http.scopedFetch
+    const fetch = yield* Pool.scopedFetch
     const client = new OpenAIClient({
       fetch,
       apiKey: Redacted.value(options.apiKey),
