@@ -15,9 +15,9 @@ import * as Stream from "effect/Stream"
 import type * as LLMError from "../LLMError.js"
 import type * as Response from "../Response.js"
 import * as Errors from "./errors.js"
-import type * as Provider from "./provider.js"
-import * as Sse from "./sse.js"
 import { InFlight } from "./inflight.js"
+import * as Provider from "./provider.js"
+import * as Sse from "./sse.js"
 import type * as Watchdog from "./watchdog.js"
 
 /**
@@ -113,14 +113,14 @@ export const stream = (
  * A complete call: `send` resolves with the raw response once its headers are in (the SDK has
  * thrown for an error status by then); its JSON body is read here, which costs less than the
  * SDK's own parsing. `decode` maps the body to neutral events and may throw an `LLMError` (a
- * malformed reply). The provider's timeout covers the whole call, the body included (the SDK's
+ * malformed reply); the call hands back the reply's events, its `Finish` last. The provider's timeout covers the whole call, the body included (the SDK's
  * own timer stops at the headers).
  */
 export const complete = (
   call: Call,
   send: (signal: AbortSignal) => PromiseLike<globalThis.Response>,
   decode: (data: unknown, requestId: string | undefined) => Provider.Completed
-): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
+): Effect.Effect<ReadonlyArray<Response.StreamEvent>, LLMError.LLMError> =>
   Effect.suspend(() => {
     const { flight, signal } = inFlight(call)
     return Effect.flatMap(
@@ -133,7 +133,8 @@ export const complete = (
         )),
       ({ data, response }) => {
         try {
-          return Effect.succeed(decode(data, response.headers.get(call.requestIdHeader) ?? undefined))
+          const completed = decode(data, response.headers.get(call.requestIdHeader) ?? undefined)
+          return Effect.succeed(Provider.toEvents(call.ctx.provider, completed))
         } catch (error) {
           return Effect.fail(Errors.fromThrown(call.ctx, error))
         }
@@ -142,33 +143,12 @@ export const complete = (
   })
 
 /**
- * Folds a stream into the neutral form of a complete reply. The `Finish` ends the reply wherever
- * it is: what follows is dropped and the stream is not read further (a server that keeps the
- * connection open after its terminal event does not hold the call); a reply without one is
- * malformed.
+ * Reads a stream as a complete reply (Anthropic's long `max_tokens` calls): its events up to its
+ * `Finish`, which ends the reply wherever it is. The stream is not read further (a server that
+ * keeps the connection open after its terminal event does not hold the call); the call path fails
+ * a reply without a `Finish` as malformed.
  */
 export const collect = (
-  ctx: Errors.ErrorContext,
   events: Stream.Stream<Response.StreamEvent, LLMError.LLMError>
-): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
-  Effect.flatMap(
-    Stream.runCollect(Stream.takeUntil(events, (event) => event._tag === "Finish")),
-    (chunk) => {
-      const all = Chunk.toReadonlyArray(chunk)
-      const last = all[all.length - 1]
-      if (last === undefined || last._tag !== "Finish") {
-        return Effect.fail(Errors.malformed(ctx, "the reply ended without its Finish event"))
-      }
-      return Effect.succeed({ events: all.slice(0, -1), finish: rawFinishOf(last) })
-    }
-  )
-
-/** The raw end of a reply, from its (unpriced) `Finish` event: unknown usage stays unknown. */
-const rawFinishOf = (finish: Response.Finish): Provider.RawFinish => ({
-  finishReason: finish.finishReason,
-  rawFinishReason: finish.rawFinishReason,
-  usage: finish.usageUnknown === true ? undefined : finish.usage,
-  model: finish.model,
-  requestId: finish.requestId,
-  costUsd: finish.costUsd
-})
+): Effect.Effect<ReadonlyArray<Response.StreamEvent>, LLMError.LLMError> =>
+  Effect.map(Stream.runCollect(Stream.takeUntil(events, (event) => event._tag === "Finish")), Chunk.toReadonlyArray)

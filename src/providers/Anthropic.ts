@@ -30,12 +30,13 @@ import * as Capabilities from "../Capabilities.js"
 import * as Wire from "../internal/anthropicMessages.js"
 import type * as Errors from "../internal/errors.js"
 import * as Pool from "../internal/pool.js"
-import * as Provider from "../internal/provider.js"
+import type * as Provider from "../internal/provider.js"
 import * as Sdk from "../internal/sdk.js"
 import * as Watchdog from "../internal/watchdog.js"
 import * as LLM from "../LLM.js"
 import * as LLMError from "../LLMError.js"
 import type * as Pricing from "../Pricing.js"
+import type * as Response from "../Response.js"
 
 /**
  * Options of the Anthropic provider.
@@ -106,9 +107,9 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
     const complete = (
       request: Provider.ResolvedRequest,
       report: Provider.ReportUsage
-    ): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
+    ): Effect.Effect<ReadonlyArray<Response.StreamEvent>, LLMError.LLMError> =>
       request.maxTokens > nonStreamingMaxTokens
-        ? Sdk.collect(ctx, stream(request, report))
+        ? Sdk.collect(stream(request, report))
         : Sdk.complete(
           call,
           (signal) =>
@@ -116,7 +117,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
           (data, requestId) => Wire.fromMessage(ctx, data, requestId)
         )
 
-    return yield* Provider.make({
+    return yield* LLM.make({
       providerId,
       providerType: "anthropic",
       defaultModel: options.defaultModel ?? "claude-sonnet-4-6",
@@ -131,8 +132,8 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
             message:
               `${providerId}: "${request.model}" is not a Claude model; the Anthropic provider serves claude-* models`
           }),
-      complete,
-      stream
+      send: complete,
+      sendStream: stream
     })
   })
 

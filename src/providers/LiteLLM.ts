@@ -433,7 +433,9 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
     /** A request in flight on the provider's watchdog, sent in a scope of its own (closing it aborts the request). */
     const inFlight = (scope: Scope.CloseableScope) => new InFlight(watchdog, () => abort(scope))
 
-    const complete = (request: Provider.ResolvedRequest): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
+    const complete = (
+      request: Provider.ResolvedRequest
+    ): Effect.Effect<ReadonlyArray<Response.StreamEvent>, LLMError.LLMError> =>
       Effect.withFiberRuntime((fiber) => {
         const t = target(request.model)
         if (LLMError.isLLMError(t)) return Effect.fail(t)
@@ -447,7 +449,11 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
                 Effect.flatMap((data) => {
                   flight.finished = true
                   return Effect.try({
-                    try: () => Chat.fromCompletion(ctx, data, requestIdOf(response), costOf(t, response)),
+                    try: () =>
+                      Provider.toEvents(
+                        providerId,
+                        Chat.fromCompletion(ctx, data, requestIdOf(response), costOf(t, response))
+                      ),
                     catch: (error) => Errors.fromThrown(ctx, error)
                   })
                 })
@@ -495,7 +501,7 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         })
       }))
 
-    return yield* Provider.make({
+    return yield* LLM.make({
       providerId,
       providerType: "litellm",
       defaultModel: options.defaultModel,
@@ -506,8 +512,8 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         const t = target(request.model)
         return LLMError.isLLMError(t) ? t : undefined
       },
-      complete,
-      stream
+      send: complete,
+      sendStream: stream
     })
   })
 

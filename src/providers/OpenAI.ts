@@ -26,14 +26,15 @@ import type * as Scope from "effect/Scope"
 import OpenAIClient from "openai"
 import * as Capabilities from "../Capabilities.js"
 import type * as Errors from "../internal/errors.js"
-import * as Pool from "../internal/pool.js"
 import * as Chat from "../internal/openaiChat.js"
-import * as Provider from "../internal/provider.js"
+import * as Pool from "../internal/pool.js"
+import type * as Provider from "../internal/provider.js"
 import * as Sdk from "../internal/sdk.js"
 import * as Watchdog from "../internal/watchdog.js"
 import * as LLM from "../LLM.js"
 import type * as LLMError from "../LLMError.js"
 import type * as Pricing from "../Pricing.js"
+import type * as Response from "../Response.js"
 
 /**
  * Options of the OpenAI provider.
@@ -97,7 +98,9 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         (requestId) => Chat.makeHandler(ctx, providerId, requestId, report)
       )
 
-    const complete = (request: Provider.ResolvedRequest): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
+    const complete = (
+      request: Provider.ResolvedRequest
+    ): Effect.Effect<ReadonlyArray<Response.StreamEvent>, LLMError.LLMError> =>
       Sdk.complete(
         call,
         (signal) =>
@@ -106,15 +109,15 @@ export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.
         (data, requestId) => Chat.fromCompletion(ctx, data, requestId)
       )
 
-    return yield* Provider.make({
+    return yield* LLM.make({
       providerId,
       providerType: "openai",
       defaultModel: options.defaultModel ?? "gpt-4o",
       defaultMaxTokens: options.maxTokens ?? 4096,
       capabilities: Capabilities.forModel,
       pricing: options.pricing,
-      complete,
-      stream
+      send: complete,
+      sendStream: stream
     })
   })
 
