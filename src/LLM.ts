@@ -20,19 +20,22 @@ import * as Effect from "effect/Effect"
 import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
 import type * as Capabilities from "./Capabilities.js"
+import * as Pipeline from "./internal/pipeline.js"
+import * as Provider from "./internal/provider.js"
 import type * as LLMError from "./LLMError.js"
 import type * as Message from "./Message.js"
+import type * as Pricing from "./Pricing.js"
 import type * as Response from "./Response.js"
 import type * as Tool from "./Tool.js"
 import type * as Usage from "./Usage.js"
 
 /**
- * The kinds of provider.
+ * The kinds of provider; `"custom"` is a provider built with `LLM.make` outside this package.
  *
  * @since 0.1.0
  * @category Models
  */
-export type ProviderType = "anthropic" | "openai" | "litellm" | "mock"
+export type ProviderType = "anthropic" | "openai" | "litellm" | "mock" | "custom"
 
 /**
  * Extended thinking (Claude: `budgetTokens`) or reasoning effort (OpenAI reasoning models: `effort`).
@@ -81,6 +84,131 @@ export interface ResolvedRequest extends CompletionRequest {
   readonly model: string
   readonly maxTokens: number
 }
+
+/**
+ * Handed to a driver with each request: call it whenever the provider reports usage before the
+ * end of the reply (an Anthropic `message_start`, an OpenAI usage chunk). If the call then breaks,
+ * the last usage reported is what the call is billed; with nothing reported, its usage is unknown.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type ReportUsage = (usage: Usage.Tokens) => void
+
+/**
+ * The end of a reply as a driver reports it, before pricing (see {@link finish}).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface FinishOptions {
+  readonly finishReason: Response.FinishReason
+  /** The provider's own word for it (`"end_turn"`, `"stop"`). */
+  readonly rawFinishReason?: string | undefined
+  /** `undefined` when the provider reported none: unknown, not zero. */
+  readonly usage: Usage.Tokens | undefined
+  /** The model that answered (`""` when unknown: the requested model is priced). */
+  readonly model: string
+  readonly requestId?: string | undefined
+  /** A cost the provider itself reported (a gateway); wins over the price table. */
+  readonly costUsd?: number | undefined
+}
+
+/**
+ * What a provider plugs into {@link make}: how to send a request, and how its reply maps to
+ * `StreamEvent`s. Nothing else: defaults, validation, pricing, the usage tally, spans, metrics and
+ * logs are `make`'s.
+ *
+ * The rules a driver follows: a reply ends with one `Finish` event ({@link finish}); `make` ends
+ * the reply there (it drops what follows, stops reading a stream, and fails a reply without one
+ * with `MalformedResponseError`). Failures are `LLMError`s (a network failure a `ConnectionError`, a
+ * silence a `TimeoutError`, ...), never defects. Interruption must abort the request.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Driver {
+  /** The registry id, e.g. `"bedrock_main"`. */
+  readonly providerId: string
+  readonly providerType: ProviderType
+  /** The model of requests that name none. */
+  readonly defaultModel: string
+  /** The `maxTokens` of requests that set none. */
+  readonly defaultMaxTokens: number
+  readonly capabilities: (model: string) => Capabilities.Capabilities
+  /** Price overrides, looked up before the built-in table. */
+  readonly pricing?: Pricing.PriceTable | undefined
+  /**
+   * A local check of a request before it is sent: an error here is returned to the caller, no
+   * request is sent, and the call is counted in no usage (only in the refusals metric).
+   */
+  readonly validate?: ((request: ResolvedRequest) => LLMError.LLMError | undefined) | undefined
+  /** Sends a request for a complete reply: its events, in order, with its `Finish`. */
+  readonly send: (
+    request: ResolvedRequest,
+    report: ReportUsage
+  ) => Effect.Effect<ReadonlyArray<Response.StreamEvent>, LLMError.LLMError>
+  /** Sends a request for a streamed reply: its events, ending with its `Finish`. */
+  readonly sendStream: (
+    request: ResolvedRequest,
+    report: ReportUsage
+  ) => Stream.Stream<Response.StreamEvent, LLMError.LLMError>
+}
+
+/**
+ * Builds the `Finish` event that ends a reply, for a driver. Leave `costUsd` out unless the
+ * provider reported one: {@link make} prices the reply from `Pricing` and sets the `providerId`.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const finish = (options: FinishOptions): Response.Finish => Provider.finishEvent("", options)
+
+/**
+ * Builds an `LLM` service from a driver: the seam every provider plugs into (the built-in ones,
+ * `MockLLM`, and yours). The driver only sends; `make` applies the defaults, runs the local
+ * checks (a request that cannot be sent as JSON, the driver's `validate`), ends each reply at its
+ * `Finish`, prices it, records every call that reaches the provider exactly once in the usage
+ * tally (interrupted, failed and cut calls included, with the usage reported before they broke),
+ * and writes its span, metrics and logs.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Capabilities, LLM, Message, Usage } from "@orchestify/providers"
+ * import type { Response } from "@orchestify/providers"
+ *
+ * // A provider that echoes the last user message.
+ * const reply = (request: LLM.ResolvedRequest): ReadonlyArray<Response.StreamEvent> => {
+ *   const last = request.messages[request.messages.length - 1]
+ *   const text = last?.content.map((part) => (part._tag === "Text" ? part.text : "")).join("") ?? ""
+ *   return [
+ *     { _tag: "TextDelta", text },
+ *     LLM.finish({ finishReason: "stop", usage: Usage.tokens({ inputTokens: 1, outputTokens: 1 }), model: request.model })
+ *   ]
+ * }
+ *
+ * const Echo = LLM.make({
+ *   providerId: "echo",
+ *   providerType: "custom",
+ *   defaultModel: "echo-1",
+ *   defaultMaxTokens: 256,
+ *   capabilities: Capabilities.forModel,
+ *   send: (request) => Effect.succeed(reply(request)),
+ *   sendStream: (request) => Stream.fromIterable(reply(request))
+ * })
+ *
+ * const program = Effect.gen(function*() {
+ *   const llm = yield* Echo
+ *   const answer = yield* llm.complete({ messages: [Message.user("Hello")] })
+ *   return answer.content // "Hello"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make: (driver: Driver) => Effect.Effect<Service> = Pipeline.make
 
 // -----------------------------------------------------------------------------
 // (end of the pipeline block)

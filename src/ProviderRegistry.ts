@@ -50,7 +50,7 @@ import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as CircuitBreaker from "./CircuitBreaker.js"
-import * as Http from "./internal/http.js"
+import * as Pool from "./internal/pool.js"
 import * as Lifetime from "./internal/registry/lifetime.js"
 import * as Resilient from "./internal/registry/resilient.js"
 import * as SummaryTable from "./internal/registry/summary.js"
@@ -337,7 +337,7 @@ const litellm: Factory = (provider) => {
   return Effect.gen(function*() {
     // The provider's own connection pool, destroyed with the registry's scope, so no keep-alive
     // socket outlives it.
-    const fetch = yield* Http.scopedFetch
+    const fetch = yield* Pool.scopedFetch
     const base = yield* Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer)
     const owned = HttpClient.transform(base, (effect) => Effect.provideService(effect, FetchHttpClient.Fetch, fetch))
     // The other routes' keys and base URLs come from their variables (GROQ_API_KEY, ...).

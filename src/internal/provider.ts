@@ -1,40 +1,19 @@
 /**
- * The shared call path. A provider only maps requests to its wire format and replies to neutral
- * events (a `Driver`); this module does the rest once for all of them: defaults, local
- * validation, pricing, the response fold, and the call recorder (`recorder.ts`: the usage tally,
- * every call that reaches the provider recorded exactly once, the metrics, the span and the logs).
+ * What the built-in provider modules share on the way to the call path (`LLM.make`): the neutral
+ * form of a reply (`RawFinish`, `Completed`) that their wire mappings produce, and its conversion
+ * to the `StreamEvent`s a driver hands back. The call path itself is `pipeline.ts`; the call
+ * recorder `recorder.ts`; span and metric helpers `telemetry.ts`.
  */
-import * as Cause from "effect/Cause"
-import * as Channel from "effect/Channel"
-import * as Chunk from "effect/Chunk"
-import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Stream from "effect/Stream"
-import type * as Capabilities from "../Capabilities.js"
 import type * as LLM from "../LLM.js"
-import * as LLMError from "../LLMError.js"
-import type * as Pricing from "../Pricing.js"
 import type * as Response from "../Response.js"
-import * as Telemetry from "../Telemetry.js"
 import * as Usage from "../Usage.js"
-import { ResponseBuilder } from "./builder.js"
-import { makeLedger, Recorder } from "./recorder.js"
 import * as internal from "./telemetry.js"
 
 /** A request with the provider's defaults applied. */
 export type ResolvedRequest = LLM.ResolvedRequest
 
 /** The end of a reply as a provider reports it, before pricing. */
-export interface RawFinish {
-  readonly finishReason: Response.FinishReason
-  readonly rawFinishReason?: string | undefined
-  /** `undefined` when the provider reported none: unknown, not zero. */
-  readonly usage: Usage.Tokens | undefined
-  readonly model: string
-  readonly requestId?: string | undefined
-  /** Cost the provider itself reported (a gateway); wins over the price table. */
-  readonly costUsd?: number | undefined
-}
+export type RawFinish = LLM.FinishOptions
 
 /** A complete (non-streamed) reply in neutral form: content events in order, then the end. */
 export interface Completed {
@@ -42,27 +21,8 @@ export interface Completed {
   readonly finish: RawFinish
 }
 
-/** Called by a streaming driver whenever the provider reports usage before the end. */
-export type ReportUsage = (usage: Usage.Tokens) => void
-
-/** What a provider module supplies. */
-export interface Driver {
-  readonly providerId: string
-  readonly providerType: LLM.ProviderType
-  readonly defaultModel: string
-  readonly defaultMaxTokens: number
-  readonly capabilities: (model: string) => Capabilities.Capabilities
-  /** Price overrides from config; looked up before the built-in table. */
-  readonly pricing?: Pricing.PriceTable | undefined
-  /** A local check run before any request; a failure reaches no provider and is not counted. */
-  readonly validate?: (request: ResolvedRequest) => LLMError.LLMError | undefined
-  readonly complete: (request: ResolvedRequest) => Effect.Effect<Completed, LLMError.LLMError>
-  /** Must end with one `Finish` event (its `costUsd` may be left undefined) or fail. */
-  readonly stream: (
-    request: ResolvedRequest,
-    report: ReportUsage
-  ) => Stream.Stream<Response.StreamEvent, LLMError.LLMError>
-}
+/** Called by a driver whenever the provider reports usage before the end. */
+export type ReportUsage = LLM.ReportUsage
 
 /** Builds a raw `Finish` event; the shared path prices it. */
 export const finishEvent = (providerId: string, raw: RawFinish): Response.Finish => {
@@ -80,157 +40,11 @@ export const finishEvent = (providerId: string, raw: RawFinish): Response.Finish
   return event
 }
 
-/**
- * Effect annotates an error that fails inside a span by wrapping it in a `Proxy` that points to the
- * span. Callers get the driver's own error instances back, as before the call had a span (errors
- * are compared by identity; the span trace is on the span itself). Maps the cause, not the error:
- * failing again would wrap again.
- */
-const originalErrors = <E>(cause: Cause.Cause<E>): Cause.Cause<E> => Cause.map(cause, Cause.originalError)
+/** The events of a complete reply, its `Finish` last: what a driver's `send` returns. */
+export const toEvents = (providerId: string, completed: Completed): ReadonlyArray<Response.StreamEvent> => [
+  ...completed.events,
+  finishEvent(providerId, completed.finish)
+]
 
-/** Where the `Finish` of a batch of events is; -1 when it has none. */
-const finishIndex = (chunk: Chunk.Chunk<Response.StreamEvent>): number => {
-  let i = 0
-  for (const event of chunk) {
-    if (event._tag === "Finish") return i
-    i++
-  }
-  return -1
-}
-
-/** A reply that ended without its `Finish`. */
-const noFinish = (providerId: string): LLMError.MalformedResponseError =>
-  new LLMError.MalformedResponseError({
-    provider: providerId,
-    message: `${providerId}: malformed reply: the reply ended without its Finish event`
-  })
-
-/** Whether anyone can see a span of this call (see `internal/telemetry.ts`). */
+/** Whether anyone can see a span of this call (see `telemetry.ts`). */
 export const observed = internal.observed
-
-/** Builds the `LLM` service from a driver. */
-export const make = (driver: Driver): Effect.Effect<LLM.Service> =>
-  Effect.gen(function*() {
-    const ledger = yield* makeLedger(driver.providerId, driver.pricing)
-
-    const resolve = (request: LLM.CompletionRequest): ResolvedRequest => {
-      if (request.model !== undefined && request.maxTokens !== undefined) return request as ResolvedRequest
-      // A plain copy, then the defaults: a spread that also overrides keys takes V8's slow path.
-      const resolved: { -readonly [K in keyof ResolvedRequest]: ResolvedRequest[K] } = { ...request } as any
-      resolved.model ??= driver.defaultModel
-      resolved.maxTokens ??= driver.defaultMaxTokens
-      return resolved
-    }
-
-    const openSpan = (tracing: boolean, name: string, resolved: ResolvedRequest) =>
-      tracing
-        ? Effect.makeSpan(name, internal.spanOptions(driver.providerType, driver.providerId, resolved))
-        : Effect.succeed(internal.unobservedSpan)
-
-    const complete = (request: LLM.CompletionRequest): Effect.Effect<Response.LLMResponse, LLMError.LLMError> =>
-      // The call starts (its span, its recorder, its finalizer) in one uninterruptible step; only the
-      // driver's request can be interrupted, and whatever happens the recorder records the call.
-      Effect.uninterruptibleMask((restore) =>
-        Effect.withFiberRuntime<Response.LLMResponse, LLMError.LLMError>((fiber) => {
-          const resolved = resolve(request)
-          const tracing = internal.observed(fiber)
-          return Effect.flatMap(openSpan(tracing, Telemetry.SpanNames.complete, resolved), (span) => {
-            const recorder = new Recorder(ledger, resolved.model)
-            recorder.start(fiber, Telemetry.SpanNames.complete, span, resolved)
-            const invalid = driver.validate?.(resolved)
-            const call: Effect.Effect<Response.LLMResponse, LLMError.LLMError> = invalid !== undefined
-              ? Effect.zipRight(recorder.refuse(invalid), Effect.failCause(Cause.fail(invalid)))
-              : restore(driver.complete(resolved)).pipe(
-                Effect.mapErrorCause(originalErrors),
-                Effect.map((completed) => {
-                  const builder = new ResponseBuilder()
-                  builder.addAll(completed.events)
-                  builder.add(recorder.price(finishEvent(driver.providerId, completed.finish)))
-                  return builder.build()
-                }),
-                Effect.onExit((exit) =>
-                  Exit.isSuccess(exit)
-                    ? recorder.succeed(exit.value)
-                    : recorder.fail(internal.errorOfCause(exit.cause), true)
-                )
-              )
-            // The span is the parent of everything the call does.
-            return Effect.onExit(tracing ? Effect.withParentSpan(call, span) : call, (exit) => recorder.close(exit))
-          })
-        })
-      )
-
-    const stream = (request: LLM.CompletionRequest): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
-      // One channel finalizer ends the span and records a stream that did not reach its `Finish`
-      // (lighter than `Stream.withSpan` + `Stream.unwrap` + `Stream.ensuringWith`).
-      Stream.fromChannel(Channel.suspend(() => {
-        const resolved = resolve(request)
-        // The call's one piece of state, owned by this stream.
-        const recorder = new Recorder(ledger, resolved.model)
-
-        type Batch = Chunk.Chunk<Response.StreamEvent>
-        type Events = Channel.Channel<Batch, unknown, LLMError.LLMError>
-
-        /**
-         * The driver's events, each batch looked at once: the time to the first event, the content
-         * when it is recorded, and at the `Finish` the price and the tally. The `Finish` is the end
-         * of the reply wherever it is in its batch: what follows it is dropped, and the driver is not
-         * read again (its finalizer lets go of the connection, even one the server keeps open). A
-         * reply that ends without one is malformed. A reader written by hand, so that a batch
-         * without a `Finish` (all but the last) costs no effect.
-         */
-        const reader: Channel.Channel<Batch, Batch, LLMError.LLMError, LLMError.LLMError, unknown, unknown> = Channel
-          .readWithCause({
-            onInput: (chunk: Batch) => {
-              const at = finishIndex(chunk)
-              if (at < 0) {
-                recorder.events(chunk, Chunk.isNonEmpty(chunk))
-                return Channel.flatMap(Channel.write(chunk), () => reader)
-              }
-              const events = Chunk.toReadonlyArray(chunk)
-              const finish = recorder.price(events[at] as Response.Finish)
-              // A new array, not Chunk.append(Chunk.dropRight(...)): that pair loses elements when
-              // chunks are later concatenated in effect 3.22 (Effect-TS/effect#7616).
-              const priced = events.slice(0, at + 1)
-              priced[at] = finish
-              recorder.events(priced, true)
-              return Channel.zipRight(
-                Channel.fromEffect(recorder.finish(finish)),
-                Channel.write(Chunk.unsafeFromArray(priced))
-              )
-            },
-            onFailure: (cause) => Channel.failCause(originalErrors(cause)),
-            onDone: () => Channel.fail(noFinish(driver.providerId))
-          })
-
-        const open = Effect.uninterruptible(Effect.withFiberRuntime<Events>((fiber) => {
-          const tracing = internal.observed(fiber)
-          return Effect.flatMap(
-            openSpan(tracing, Telemetry.SpanNames.stream, resolved),
-            (span): Effect.Effect<Events> => {
-              recorder.start(fiber, Telemetry.SpanNames.stream, span, resolved)
-              const invalid = driver.validate?.(resolved)
-              if (invalid !== undefined) {
-                return Effect.as(recorder.refuse(invalid), Channel.failCause(Cause.fail(invalid)))
-              }
-              // The span is not provided to the driver's stream as its parent: a channel provides its
-              // context again on every pull, which would double the cost of each batch of events.
-              return Effect.succeed(Channel.pipeTo(Stream.toChannel(driver.stream(resolved, recorder.report)), reader))
-            }
-          )
-        }))
-
-        return Channel.ensuringWith(Channel.unwrap(open), (exit) => recorder.close(exit))
-      }))
-
-    return {
-      providerId: driver.providerId,
-      providerType: driver.providerType,
-      defaultModel: driver.defaultModel,
-      capabilities: (model) => driver.capabilities(model ?? driver.defaultModel),
-      complete,
-      stream,
-      usage: ledger.tracker.get,
-      resetUsage: ledger.tracker.reset
-    } satisfies LLM.Service
-  })

@@ -150,11 +150,11 @@ export class Recorder {
     return byReply ?? Pricing.cost(this.model, finish.usage, pricing)
   }
 
-  /** A `Finish` with its price. */
+  /** A `Finish` with its price and the provider's id. */
   price(finish: Response.Finish): Response.Finish {
-    if (finish.usageUnknown === true) return finish
-    const costUsd = this.costOf(finish)
-    return costUsd === finish.costUsd ? finish : { ...finish, costUsd }
+    const providerId = this.ledger.providerId
+    const costUsd = finish.usageUnknown === true ? finish.costUsd : this.costOf(finish)
+    return costUsd === finish.costUsd && finish.providerId === providerId ? finish : { ...finish, costUsd, providerId }
   }
 
   /** Records a stream that reached its (priced) `Finish`. */

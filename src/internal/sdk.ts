@@ -15,7 +15,8 @@ import * as Stream from "effect/Stream"
 import type * as LLMError from "../LLMError.js"
 import type * as Response from "../Response.js"
 import * as Errors from "./errors.js"
-import type * as Provider from "./provider.js"
+import { InFlight } from "./inflight.js"
+import * as Provider from "./provider.js"
 import * as Sse from "./sse.js"
 import type * as Watchdog from "./watchdog.js"
 
@@ -44,48 +45,43 @@ const requestIdOf = (call: Call, headers: globalThis.Headers): string | undefine
 }
 
 /**
- * Runs `send` with an abort signal: aborted when the fiber is interrupted, or (failing with
- * `TimeoutError`) when it does not settle within the provider's timeout.
+ * Runs `send` with the call's abort signal: aborted when the fiber is interrupted, or (failing with
+ * `TimeoutError`) when it does not settle before the call's deadline.
  */
 const request = <A>(
   call: Call,
-  controller: AbortController,
+  flight: InFlight,
+  signal: AbortSignal,
   send: (signal: AbortSignal) => PromiseLike<A>
 ): Effect.Effect<A, LLMError.LLMError> =>
   Effect.async<A, LLMError.LLMError>((resume) => {
-    let done = false
-    const deadline = call.watchdog.arm(() => {
-      done = true
-      controller.abort()
-      resume(Effect.fail(Errors.timedOut(call.ctx)))
-    })
-    const settle = (result: Effect.Effect<A, LLMError.LLMError>) => {
-      if (done) return
-      done = true
-      call.watchdog.disarm(deadline)
-      resume(result)
-    }
+    flight.awaitReply(() => resume(Effect.fail(Errors.timedOut(call.ctx))))
     try {
-      send(controller.signal).then(
-        (value) => settle(Effect.succeed(value)),
-        (error) => settle(Effect.fail(Errors.fromThrown(call.ctx, error)))
+      send(signal).then(
+        (value) => {
+          if (flight.answered()) resume(Effect.succeed(value))
+        },
+        (error) => {
+          if (flight.answered()) resume(Effect.fail(Errors.fromThrown(call.ctx, error)))
+        }
       )
     } catch (error) {
-      settle(Effect.fail(Errors.fromThrown(call.ctx, error)))
+      if (flight.answered()) resume(Effect.fail(Errors.fromThrown(call.ctx, error)))
     }
-    return Effect.sync(() => {
-      if (done) return
-      done = true
-      call.watchdog.disarm(deadline)
-      controller.abort()
-    })
+    return Effect.sync(() => flight.release())
   })
+
+/** A request in flight on the provider's watchdog, aborted through its own `AbortController`. */
+const inFlight = (call: Call): { readonly flight: InFlight; readonly signal: AbortSignal } => {
+  const controller = new AbortController()
+  return { flight: new InFlight(call.watchdog, () => controller.abort()), signal: controller.signal }
+}
 
 /**
  * A streamed call: `send` starts the request and resolves with the raw `fetch` response once its
- * headers are in. One finalizer per stream: it aborts the request unless the body was
- * read to its end (aborting a finished request costs an exception and the listeners of the SDK
- * and of `undici`), which also cancels the body and releases the socket.
+ * headers are in. One finalizer per stream releases the request in flight: it aborts it unless the
+ * body was read to its end (aborting a finished request costs an exception and the listeners of
+ * the SDK and of `undici`), which also cancels the body and releases the socket.
  */
 export const stream = (
   call: Call,
@@ -96,14 +92,8 @@ export const stream = (
   // through one more step, and one finalizer needs no scope.
   Stream.fromChannel(Channel.suspend(() => {
     const { ctx, watchdog } = call
-    const controller = new AbortController()
-    let complete = false
-    let deadline: Watchdog.Deadline | undefined = undefined
-    const release = Effect.sync(() => {
-      if (deadline !== undefined) watchdog.disarm(deadline)
-      if (!complete) controller.abort()
-    })
-    const events = Effect.map(request(call, controller, send), (response) => {
+    const { flight, signal } = inFlight(call)
+    const events = Effect.map(request(call, flight, signal, send), (response) => {
       const body = response.body
       if (body === null) return Channel.fail(Errors.malformed(ctx, "the streamed reply has no body"))
       const reader = body.getReader()
@@ -114,77 +104,59 @@ export const stream = (
           (error) => resume(Effect.fail(Option.some(Errors.fromThrown(ctx, error))))
         )
       })
-      // A read that stays pending for the provider's timeout is cancelled (its promise then
-      // settles as the end of the body) and fails the stream with `TimeoutError`.
-      const silence = watchdog.arm(() => {
-        reader.cancel().catch(() => undefined)
-      })
-      deadline = silence
-      return Stream.toChannel(Sse.fromReads(Sse.timedRead(watchdog, silence, read, ctx), {
+      // A read that stays pending past the deadline is aborted (its promise then settles) and
+      // fails the stream with `TimeoutError`.
+      return Stream.toChannel(Sse.fromReads(Sse.timedRead(watchdog, flight.deadline, read, ctx), {
         onEvent: inner.onEvent,
         onEnd: (out) => {
           inner.onEnd(out)
-          complete = true
+          flight.finished = true
         }
       }, ctx))
     })
-    return Channel.ensuring(Channel.unwrap(events), release)
+    return Channel.ensuring(Channel.unwrap(events), Effect.sync(() => flight.release()))
   }))
 
 /**
  * A complete call: `send` resolves with the raw response once its headers are in (the SDK has
  * thrown for an error status by then); its JSON body is read here, which costs less than the
  * SDK's own parsing. `decode` maps the body to neutral events and may throw an `LLMError` (a
- * malformed reply). The provider's timeout covers the whole call, the body included (the SDK's
+ * malformed reply); the call hands back the reply's events, its `Finish` last. The provider's timeout covers the whole call, the body included (the SDK's
  * own timer stops at the headers).
  */
 export const complete = (
   call: Call,
   send: (signal: AbortSignal) => PromiseLike<globalThis.Response>,
   decode: (data: unknown, requestId: string | undefined) => Provider.Completed
-): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
-  Effect.suspend(() =>
-    Effect.flatMap(
-      request(call, new AbortController(), (signal) =>
-        send(signal).then((response) => response.json().then((data: unknown) => ({ data, response })))),
+): Effect.Effect<ReadonlyArray<Response.StreamEvent>, LLMError.LLMError> =>
+  Effect.suspend(() => {
+    const { flight, signal } = inFlight(call)
+    return Effect.flatMap(
+      request(call, flight, signal, (signal) =>
+        send(signal).then((response) =>
+          response.json().then((data: unknown) => {
+            flight.finished = true
+            return { data, response }
+          })
+        )),
       ({ data, response }) => {
         try {
-          return Effect.succeed(decode(data, requestIdOf(call, response.headers)))
+          const completed = decode(data, requestIdOf(call, response.headers))
+          return Effect.succeed(Provider.toEvents(call.ctx.provider, completed))
         } catch (error) {
           return Effect.fail(Errors.fromThrown(call.ctx, error))
         }
       }
     )
-  )
+  })
 
 /**
- * Folds a stream into the neutral form of a complete reply. The `Finish` ends the reply wherever
- * it is: what follows is dropped and the stream is not read further (a server that keeps the
- * connection open after its terminal event does not hold the call); a reply without one is
- * malformed.
+ * Reads a stream as a complete reply (Anthropic's long `max_tokens` calls): its events up to its
+ * `Finish`, which ends the reply wherever it is. The stream is not read further (a server that
+ * keeps the connection open after its terminal event does not hold the call); the call path fails
+ * a reply without a `Finish` as malformed.
  */
 export const collect = (
-  ctx: Errors.ErrorContext,
   events: Stream.Stream<Response.StreamEvent, LLMError.LLMError>
-): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
-  Effect.flatMap(
-    Stream.runCollect(Stream.takeUntil(events, (event) => event._tag === "Finish")),
-    (chunk) => {
-      const all = Chunk.toReadonlyArray(chunk)
-      const last = all[all.length - 1]
-      if (last === undefined || last._tag !== "Finish") {
-        return Effect.fail(Errors.malformed(ctx, "the reply ended without its Finish event"))
-      }
-      return Effect.succeed({ events: all.slice(0, -1), finish: rawFinishOf(last) })
-    }
-  )
-
-/** The raw end of a reply, from its (unpriced) `Finish` event: unknown usage stays unknown. */
-const rawFinishOf = (finish: Response.Finish): Provider.RawFinish => ({
-  finishReason: finish.finishReason,
-  rawFinishReason: finish.rawFinishReason,
-  usage: finish.usageUnknown === true ? undefined : finish.usage,
-  model: finish.model,
-  requestId: finish.requestId,
-  costUsd: finish.costUsd
-})
+): Effect.Effect<ReadonlyArray<Response.StreamEvent>, LLMError.LLMError> =>
+  Effect.map(Stream.runCollect(Stream.takeUntil(events, (event) => event._tag === "Finish")), Chunk.toReadonlyArray)

@@ -40,13 +40,14 @@ import * as Capabilities from "../Capabilities.js"
 import * as Wire from "../internal/anthropicMessages.js"
 import type * as Errors from "../internal/errors.js"
 import * as Headers from "../internal/headers.js"
-import * as Http from "../internal/http.js"
-import * as Provider from "../internal/provider.js"
+import * as Pool from "../internal/pool.js"
+import type * as Provider from "../internal/provider.js"
 import * as Sdk from "../internal/sdk.js"
 import * as Watchdog from "../internal/watchdog.js"
 import * as LLM from "../LLM.js"
 import * as LLMError from "../LLMError.js"
 import type * as Pricing from "../Pricing.js"
+import type * as Response from "../Response.js"
 
 /**
  * Options of the Anthropic provider.
@@ -147,7 +148,7 @@ const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
       timeout,
       clock: yield* Effect.clock
     }
-    const fetch = yield* Http.scopedFetch
+    const fetch = yield* Pool.scopedFetch
     const client = new AnthropicClient({
       fetch,
       apiKey: Redacted.value(options.apiKey),
@@ -180,9 +181,12 @@ const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
         (requestId) => Wire.makeHandler(ctx, providerId, requestId, report)
       )
 
-    const complete = (request: Provider.ResolvedRequest): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
+    const complete = (
+      request: Provider.ResolvedRequest,
+      report: Provider.ReportUsage
+    ): Effect.Effect<ReadonlyArray<Response.StreamEvent>, LLMError.LLMError> =>
       request.maxTokens > nonStreamingMaxTokens
-        ? Sdk.collect(ctx, stream(request, () => {}))
+        ? Sdk.collect(stream(request, report))
         : Sdk.complete(
           call,
           (signal) =>
@@ -190,7 +194,7 @@ const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
           (data, requestId) => Wire.fromMessage(ctx, data, requestId)
         )
 
-    const llm = yield* Provider.make({
+    const llm = yield* LLM.make({
       providerId,
       providerType: "anthropic",
       defaultModel: resolved.defaultModel,
@@ -205,8 +209,8 @@ const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
           ? undefined
           : new LLMError.InvalidRequestError({ provider: providerId, message: `${providerId}: ${problem}` })
       },
-      complete,
-      stream
+      send: complete,
+      sendStream: stream
     })
     return { service: { client, options: resolved }, llm }
   })

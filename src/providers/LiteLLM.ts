@@ -48,6 +48,7 @@ import * as Stream from "effect/Stream"
 import * as Capabilities from "../Capabilities.js"
 import * as Errors from "../internal/errors.js"
 import * as Headers from "../internal/headers.js"
+import { InFlight } from "../internal/inflight.js"
 import * as Chat from "../internal/openaiChat.js"
 import * as Provider from "../internal/provider.js"
 import * as Sse from "../internal/sse.js"
@@ -519,10 +520,25 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
       scope: Scope.CloseableScope
     ) => {
       const client = Provider.observed(fiber) ? traced : untraced
+      // The call path has checked what can fail to serialise; a body that still cannot be sent
+      // (a `toJSON` that throws) is the caller's mistake, never a defect.
+      let json: string
+      try {
+        json = JSON.stringify(body)
+      } catch (error) {
+        return Effect.fail(
+          new LLMError.InvalidRequestError({
+            provider: providerId,
+            message: `${providerId}: the request cannot be sent as JSON: ${
+              error instanceof Error ? error.message : String(error)
+            }`
+          })
+        )
+      }
       const sent = client.execute(
         HttpClientRequest.post(t.url).pipe(
           HttpClientRequest.setHeaders(t.headers),
-          HttpClientRequest.bodyUnsafeJson(body)
+          HttpClientRequest.bodyText(json, "application/json")
         )
       )
       return withRedactedHeaders(sent).pipe(
@@ -557,35 +573,37 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
       model: t.resolved.model
     })
 
-    const complete = (request: Provider.ResolvedRequest): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
+    /** A request in flight on the provider's watchdog, sent in a scope of its own (closing it aborts the request). */
+    const inFlight = (scope: Scope.CloseableScope) => new InFlight(watchdog, () => abort(scope))
+
+    const complete = (
+      request: Provider.ResolvedRequest
+    ): Effect.Effect<ReadonlyArray<Response.StreamEvent>, LLMError.LLMError> =>
       Effect.withFiberRuntime((fiber) => {
         const t = target(request.model)
         if (LLMError.isLLMError(t)) return Effect.fail(t)
         return Effect.flatMap(Scope.make(), (scope) => {
-          // The timeout covers the whole call, the body included.
-          let timedOut = false
-          const deadline = watchdog.arm(() => {
-            timedOut = true
-            abort(scope)
-          })
+          // The deadline covers the whole call, the body included.
+          const flight = inFlight(scope)
           return send(fiber, t, Chat.toBody(wire(request, t), t.resolved.route.dialect), scope).pipe(
             Effect.flatMap((response) =>
               response.json.pipe(
                 Effect.mapError(fromHttpError),
-                Effect.flatMap((data) =>
-                  Effect.try({
+                Effect.flatMap((data) => {
+                  flight.finished = true
+                  return Effect.try({
                     try: () =>
-                      Chat.fromCompletion(ctx, data, requestIdOf(response), costOf(t, response), reportsCost(t)),
+                      Provider.toEvents(
+                        providerId,
+                        Chat.fromCompletion(ctx, data, requestIdOf(response), costOf(t, response), reportsCost(t))
+                      ),
                     catch: (error) => Errors.fromThrown(ctx, error)
                   })
-                )
+                })
               )
             ),
-            Effect.mapError((error) => timedOut ? Errors.timedOut(ctx) : error),
-            Effect.onExit((exit) => {
-              watchdog.disarm(deadline)
-              return Exit.isInterrupted(exit) ? Scope.close(scope, exit) : Effect.void
-            })
+            Effect.mapError((error) => flight.timedOut ? Errors.timedOut(ctx) : error),
+            Effect.onExit(() => Effect.sync(() => flight.release()))
           )
         })
       })
@@ -596,25 +614,16 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
         const t = target(request.model)
         if (LLMError.isLLMError(t)) return Effect.fail(t)
         return Effect.flatMap(Scope.make(), (scope) => {
-          // The wait for the headers, then each read of the body, are timed by the watchdog.
-          let timedOut = false
-          let complete = false
-          const deadline = watchdog.arm(() => {
-            timedOut = true
-            abort(scope)
-          })
-          const guard = (read: Sse.Read): Sse.Read => Sse.timedRead(watchdog, deadline, read, ctx)
-          // A body read to its end needs no abort.
-          const release = Effect.suspend(() => {
-            watchdog.disarm(deadline)
-            return complete ? Effect.void : Scope.close(scope, Exit.void)
-          })
+          // The wait for the headers, then each read of the body, are timed by the call's deadline.
+          const flight = inFlight(scope)
+          const guard = (read: Sse.Read): Sse.Read => Sse.timedRead(watchdog, flight.deadline, read, ctx)
           return Effect.zipRight(
-            Effect.addFinalizer(() => release),
+            // A body read to its end needs no abort.
+            Effect.addFinalizer(() => Effect.sync(() => flight.release())),
             send(fiber, t, Chat.toStreamBody(wire(request, t), t.resolved.route.dialect), scope).pipe(
-              Effect.mapError((error) => timedOut ? Errors.timedOut(ctx) : error),
+              Effect.mapError((error) => flight.timedOut ? Errors.timedOut(ctx) : error),
               Effect.map((response) => {
-                watchdog.disarm(deadline)
+                flight.answered()
                 const handler = Chat.makeHandler(
                   ctx,
                   providerId,
@@ -630,7 +639,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
                     onEvent: handler.onEvent,
                     onEnd: (out) => {
                       handler.onEnd(out)
-                      complete = true
+                      flight.finished = true
                     }
                   },
                   ctx,
@@ -642,7 +651,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
         })
       }))
 
-    const llm = yield* Provider.make({
+    const llm = yield* LLM.make({
       providerId,
       providerType: "litellm",
       defaultModel: options.defaultModel,
@@ -653,8 +662,8 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
         const t = target(request.model)
         return LLMError.isLLMError(t) ? t : undefined
       },
-      complete,
-      stream
+      send: complete,
+      sendStream: stream
     })
     return { ...llm, client: http, options: resolvedOptions } satisfies Service
   })

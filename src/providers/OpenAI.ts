@@ -30,14 +30,15 @@ import OpenAIClient from "openai"
 import * as Capabilities from "../Capabilities.js"
 import type * as Errors from "../internal/errors.js"
 import * as Headers from "../internal/headers.js"
-import * as Http from "../internal/http.js"
 import * as Chat from "../internal/openaiChat.js"
-import * as Provider from "../internal/provider.js"
+import * as Pool from "../internal/pool.js"
+import type * as Provider from "../internal/provider.js"
 import * as Sdk from "../internal/sdk.js"
 import * as Watchdog from "../internal/watchdog.js"
 import * as LLM from "../LLM.js"
 import type * as LLMError from "../LLMError.js"
 import type * as Pricing from "../Pricing.js"
+import type * as Response from "../Response.js"
 
 /**
  * Options of the OpenAI provider.
@@ -151,7 +152,7 @@ const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
       timeout,
       clock: yield* Effect.clock
     }
-    const fetch = yield* Http.scopedFetch
+    const fetch = yield* Pool.scopedFetch
     const client = new Client({
       fetch,
       apiKey: Redacted.value(options.apiKey),
@@ -188,7 +189,9 @@ const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
         (requestId) => Chat.makeHandler(ctx, providerId, requestId, report)
       )
 
-    const complete = (request: Provider.ResolvedRequest): Effect.Effect<Provider.Completed, LLMError.LLMError> =>
+    const complete = (
+      request: Provider.ResolvedRequest
+    ): Effect.Effect<ReadonlyArray<Response.StreamEvent>, LLMError.LLMError> =>
       Sdk.complete(
         call,
         (signal) =>
@@ -197,15 +200,15 @@ const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
         (data, requestId) => Chat.fromCompletion(ctx, data, requestId)
       )
 
-    const llm = yield* Provider.make({
+    const llm = yield* LLM.make({
       providerId,
       providerType: "openai",
       defaultModel: resolved.defaultModel,
       defaultMaxTokens: resolved.maxTokens,
       capabilities: Capabilities.forModel,
       pricing: options.pricing,
-      complete,
-      stream
+      send: complete,
+      sendStream: stream
     })
     return { service: { client, options: resolved }, llm }
   })

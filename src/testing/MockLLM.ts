@@ -3,7 +3,8 @@
  * your code should see, run the code against `MockLLM.layer(script)`, then assert on the requests
  * it received.
  *
- * Replies go through the same shared call path as the real providers: `complete` returns exactly
+ * Replies go through the same shared call path as the real providers (the mock is a driver of
+ * `LLM.make`, like them): `complete` returns exactly
  * what `Response.collect` of `stream` folds for the same reply, usage is tallied per call (a model
  * with a known price, such as `"claude-sonnet-4-5"`, is costed; `"mock-model"` counts as unpriced),
  * and a failed call counts as a failure.
@@ -40,7 +41,6 @@ import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
 import * as Capabilities from "../Capabilities.js"
-import * as Provider from "../internal/provider.js"
 import * as LLM from "../LLM.js"
 import * as LLMError from "../LLMError.js"
 import type * as Pricing from "../Pricing.js"
@@ -336,7 +336,7 @@ const capabilitiesOf = (model: string): Capabilities.Capabilities => {
   return known === Capabilities.unknown ? permissive : known
 }
 
-const rawFinish = (spec: FinishSpec, model: string): Provider.RawFinish => ({
+const rawFinish = (spec: FinishSpec, model: string): LLM.FinishOptions => ({
   finishReason: spec.finishReason,
   rawFinishReason: spec.rawFinishReason,
   usage: spec.usage ?? Usage.emptyTokens,
@@ -368,26 +368,26 @@ export const make = (script: Script, options?: Options): Effect.Effect<Service> 
     const delayed = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
       latency === undefined ? effect : Effect.zipRight(Effect.sleep(latency), effect)
 
-    const inner = yield* Provider.make({
+    const inner = yield* LLM.make({
       providerId,
       providerType: "mock",
       defaultModel: options?.defaultModel ?? "mock-model",
       defaultMaxTokens: 4096,
       capabilities: capabilitiesOf,
       pricing: options?.pricing,
-      complete: (request) =>
+      send: (request) =>
         Effect.flatMap(currentReply, (reply) => {
           if (reply._tag === "Fail") return delayed(Effect.fail(reply.error))
           if (reply.failWith !== undefined) return delayed(Effect.fail(reply.failWith))
-          return delayed(Effect.succeed({ events: reply.events, finish: rawFinish(reply.finish, request.model) }))
+          return delayed(Effect.succeed([...reply.events, LLM.finish(rawFinish(reply.finish, request.model))]))
         }),
-      stream: (request, report) =>
+      sendStream: (request, report) =>
         Stream.unwrap(Effect.map(currentReply, (reply): Stream.Stream<Response.StreamEvent, LLMError.LLMError> => {
           if (reply._tag === "Fail") return Stream.fromEffect(delayed(Effect.fail(reply.error)))
           const content = Stream.fromChunks(...reply.events.map((event) => Chunk.of<Response.StreamEvent>(event)))
           const failWith = reply.failWith
           const end: Stream.Stream<Response.StreamEvent, LLMError.LLMError> = failWith === undefined
-            ? Stream.succeed(Provider.finishEvent(providerId, rawFinish(reply.finish, request.model)))
+            ? Stream.succeed(LLM.finish(rawFinish(reply.finish, request.model)))
             : Stream.fromEffect(Effect.suspend(() => {
               // What the provider reported before it broke.
               if (reply.finish.usage !== undefined) report(reply.finish.usage)

@@ -1,0 +1,215 @@
+/**
+ * The call path behind `LLM.make`. A driver only sends and maps its wire format to neutral events;
+ * this module does the rest once for every provider: defaults, local validation, "the `Finish` is
+ * the end" (found wherever it is, what follows dropped, a reply without one malformed), pricing, the
+ * response fold, and through the call recorder (`recorder.ts`) the usage tally (every call that
+ * reaches the provider recorded exactly once), the metrics, the span and the logs.
+ */
+import * as Cause from "effect/Cause"
+import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Stream from "effect/Stream"
+import type * as LLM from "../LLM.js"
+import * as LLMError from "../LLMError.js"
+import type * as Response from "../Response.js"
+import * as Telemetry from "../Telemetry.js"
+import { ResponseBuilder } from "./builder.js"
+import { makeLedger, Recorder } from "./recorder.js"
+import * as internal from "./telemetry.js"
+
+type ResolvedRequest = LLM.ResolvedRequest
+
+/**
+ * Effect annotates an error that fails inside a span by wrapping it in a `Proxy` that points to the
+ * span. Callers get the driver's own error instances back, as before the call had a span (errors
+ * are compared by identity; the span trace is on the span itself). Maps the cause, not the error:
+ * failing again would wrap again.
+ */
+const originalErrors = <E>(cause: Cause.Cause<E>): Cause.Cause<E> => Cause.map(cause, Cause.originalError)
+
+/** Where the `Finish` of a batch of events is; -1 when it has none. */
+const finishIndex = (chunk: Iterable<Response.StreamEvent>): number => {
+  let i = 0
+  for (const event of chunk) {
+    if (event._tag === "Finish") return i
+    i++
+  }
+  return -1
+}
+
+/** A reply that ended without its `Finish`. */
+const noFinish = (providerId: string): LLMError.MalformedResponseError =>
+  new LLMError.MalformedResponseError({
+    provider: providerId,
+    message: `${providerId}: malformed reply: the reply ended without its Finish event`
+  })
+
+/**
+ * The parts of a request that are sent as JSON but typed `unknown` (tool parameters, the input of
+ * earlier tool calls, metadata), checked before any request: a BigInt or a cycle there is the
+ * caller's mistake, refused with `InvalidRequestError`, not a failed (and retried) call.
+ */
+const unsendable = (providerId: string, request: ResolvedRequest): LLMError.InvalidRequestError | undefined => {
+  const check = (what: string, value: unknown): LLMError.InvalidRequestError | undefined => {
+    try {
+      JSON.stringify(value)
+      return undefined
+    } catch (error) {
+      return new LLMError.InvalidRequestError({
+        provider: providerId,
+        message: `${providerId}: the ${what} cannot be sent as JSON: ${error instanceof Error ? error.message : error}`
+      })
+    }
+  }
+  if (request.tools !== undefined) {
+    for (const tool of request.tools) {
+      const problem = check(`parameters of tool "${tool.name}"`, tool.parameters)
+      if (problem !== undefined) return problem
+    }
+  }
+  for (const message of request.messages) {
+    for (const part of message.content) {
+      if (part._tag !== "ToolCall") continue
+      const problem = check(`input of tool call "${part.id}"`, part.input)
+      if (problem !== undefined) return problem
+    }
+  }
+  return request.metadata === undefined ? undefined : check("metadata", request.metadata)
+}
+
+/** Builds the `LLM` service from a driver. */
+export const make = (driver: LLM.Driver): Effect.Effect<LLM.Service> =>
+  Effect.gen(function*() {
+    const ledger = yield* makeLedger(driver.providerId, driver.pricing)
+
+    const resolve = (request: LLM.CompletionRequest): ResolvedRequest => {
+      if (request.model !== undefined && request.maxTokens !== undefined) return request as ResolvedRequest
+      // A plain copy, then the defaults: a spread that also overrides keys takes V8's slow path.
+      const resolved: { -readonly [K in keyof ResolvedRequest]: ResolvedRequest[K] } = { ...request } as any
+      resolved.model ??= driver.defaultModel
+      resolved.maxTokens ??= driver.defaultMaxTokens
+      return resolved
+    }
+
+    /** The local checks: a failure reaches no provider and is counted in no usage. */
+    const validate = (request: ResolvedRequest): LLMError.LLMError | undefined =>
+      unsendable(driver.providerId, request) ?? driver.validate?.(request)
+
+    const openSpan = (tracing: boolean, name: string, resolved: ResolvedRequest) =>
+      tracing
+        ? Effect.makeSpan(name, internal.spanOptions(driver.providerType, driver.providerId, resolved))
+        : Effect.succeed(internal.unobservedSpan)
+
+    const complete = (request: LLM.CompletionRequest): Effect.Effect<Response.LLMResponse, LLMError.LLMError> =>
+      // The call starts (its span, its recorder, its finalizer) in one uninterruptible step; only the
+      // driver's request can be interrupted, and whatever happens the recorder records the call.
+      Effect.uninterruptibleMask((restore) =>
+        Effect.withFiberRuntime<Response.LLMResponse, LLMError.LLMError>((fiber) => {
+          const resolved = resolve(request)
+          const tracing = internal.observed(fiber)
+          return Effect.flatMap(openSpan(tracing, Telemetry.SpanNames.complete, resolved), (span) => {
+            const recorder = new Recorder(ledger, resolved.model)
+            recorder.start(fiber, Telemetry.SpanNames.complete, span, resolved)
+            const invalid = validate(resolved)
+            const call: Effect.Effect<Response.LLMResponse, LLMError.LLMError> = invalid !== undefined
+              ? Effect.zipRight(recorder.refuse(invalid), Effect.failCause(Cause.fail(invalid)))
+              : restore(driver.send(resolved, recorder.report)).pipe(
+                Effect.mapErrorCause(originalErrors),
+                Effect.flatMap((events) => {
+                  const at = finishIndex(events)
+                  if (at < 0) return Effect.fail(noFinish(driver.providerId))
+                  const builder = new ResponseBuilder()
+                  for (let i = 0; i < at; i++) builder.add(events[i]!)
+                  builder.add(recorder.price(events[at] as Response.Finish))
+                  return Effect.succeed(builder.build())
+                }),
+                Effect.onExit((exit) =>
+                  Exit.isSuccess(exit)
+                    ? recorder.succeed(exit.value)
+                    : recorder.fail(internal.errorOfCause(exit.cause), true)
+                )
+              )
+            // The span is the parent of everything the call does.
+            return Effect.onExit(tracing ? Effect.withParentSpan(call, span) : call, (exit) => recorder.close(exit))
+          })
+        })
+      )
+
+    const stream = (request: LLM.CompletionRequest): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
+      // One channel finalizer ends the span and records a stream that did not reach its `Finish`
+      // (lighter than `Stream.withSpan` + `Stream.unwrap` + `Stream.ensuringWith`).
+      Stream.fromChannel(Channel.suspend(() => {
+        const resolved = resolve(request)
+        // The call's one piece of state, owned by this stream.
+        const recorder = new Recorder(ledger, resolved.model)
+
+        type Batch = Chunk.Chunk<Response.StreamEvent>
+        type Events = Channel.Channel<Batch, unknown, LLMError.LLMError>
+
+        /**
+         * The driver's events, each batch looked at once: the time to the first event, the content
+         * when it is recorded, and at the `Finish` the price and the tally. The `Finish` is the end
+         * of the reply wherever it is in its batch: what follows it is dropped, and the driver is not
+         * read again (its finalizer lets go of the connection, even one the server keeps open). A
+         * reply that ends without one is malformed. A reader written by hand, so that a batch
+         * without a `Finish` (all but the last) costs no effect.
+         */
+        const reader: Channel.Channel<Batch, Batch, LLMError.LLMError, LLMError.LLMError, unknown, unknown> = Channel
+          .readWithCause({
+            onInput: (chunk: Batch) => {
+              const at = finishIndex(chunk)
+              if (at < 0) {
+                recorder.events(chunk, Chunk.isNonEmpty(chunk))
+                return Channel.flatMap(Channel.write(chunk), () => reader)
+              }
+              const events = Chunk.toReadonlyArray(chunk)
+              const finish = recorder.price(events[at] as Response.Finish)
+              // A new array, not Chunk.append(Chunk.dropRight(...)): that pair loses elements when
+              // chunks are later concatenated in effect 3.22 (Effect-TS/effect#7616).
+              const priced = events.slice(0, at + 1)
+              priced[at] = finish
+              recorder.events(priced, true)
+              return Channel.zipRight(
+                Channel.fromEffect(recorder.finish(finish)),
+                Channel.write(Chunk.unsafeFromArray(priced))
+              )
+            },
+            onFailure: (cause) => Channel.failCause(originalErrors(cause)),
+            onDone: () => Channel.fail(noFinish(driver.providerId))
+          })
+
+        const open = Effect.uninterruptible(Effect.withFiberRuntime<Events>((fiber) => {
+          const tracing = internal.observed(fiber)
+          return Effect.flatMap(
+            openSpan(tracing, Telemetry.SpanNames.stream, resolved),
+            (span): Effect.Effect<Events> => {
+              recorder.start(fiber, Telemetry.SpanNames.stream, span, resolved)
+              const invalid = validate(resolved)
+              if (invalid !== undefined) {
+                return Effect.as(recorder.refuse(invalid), Channel.failCause(Cause.fail(invalid)))
+              }
+              // The span is not provided to the driver's stream as its parent: a channel provides its
+              // context again on every pull, which would double the cost of each batch of events.
+              return Effect.succeed(
+                Channel.pipeTo(Stream.toChannel(driver.sendStream(resolved, recorder.report)), reader)
+              )
+            }
+          )
+        }))
+
+        return Channel.ensuringWith(Channel.unwrap(open), (exit) => recorder.close(exit))
+      }))
+
+    return {
+      providerId: driver.providerId,
+      providerType: driver.providerType,
+      defaultModel: driver.defaultModel,
+      capabilities: (model) => driver.capabilities(model ?? driver.defaultModel),
+      complete,
+      stream,
+      usage: ledger.tracker.get,
+      resetUsage: ledger.tracker.reset
+    } satisfies LLM.Service
+  })
