@@ -16,6 +16,13 @@ import type * as Watchdog from "./watchdog.js"
 export class InFlight {
   /** The reply was read to its end: there is nothing to abort. */
   finished = false
+  /**
+   * How to let go of a reply whose terminal event arrived but whose body was not read to its end
+   * (the call path stops reading at the `Finish`): cancelling the body is cheaper than aborting the
+   * request (no `AbortError` through the SDK's and `undici`'s listeners) and closes a connection
+   * the server keeps open.
+   */
+  letGo: (() => void) | undefined = undefined
   private timedOutFlag = false
   private aborted = false
   private waiting: (() => void) | undefined = undefined
@@ -68,6 +75,13 @@ export class InFlight {
   release(): void {
     this.waiting = undefined
     this.watchdog.disarm(this.deadline)
-    if (!this.finished) this.abort()
+    if (this.finished) return
+    const letGo = this.letGo
+    if (letGo !== undefined && !this.aborted) {
+      this.aborted = true
+      letGo()
+    } else {
+      this.abort()
+    }
   }
 }

@@ -106,8 +106,16 @@ export const stream = (
       })
       // A read that stays pending past the deadline is aborted (its promise then settles) and
       // fails the stream with `TimeoutError`.
+      const cancel = () => {
+        reader.cancel().catch(() => undefined)
+      }
       return Stream.toChannel(Sse.fromReads(Sse.timedRead(watchdog, flight.deadline, read, ctx), {
-        onEvent: inner.onEvent,
+        onEvent: (event, data, out) => {
+          const before = out.length
+          inner.onEvent(event, data, out)
+          // The terminal event arrived: the body may be let go of without an abort.
+          if (out.length > before && out[out.length - 1]!._tag === "Finish") flight.letGo = cancel
+        },
         onEnd: (out) => {
           inner.onEnd(out)
           flight.finished = true
