@@ -101,14 +101,15 @@ export interface ResolvedOptions extends Options {
 }
 
 /**
- * What `Anthropic.Anthropic` holds: the SDK client the provider sends with (built with
+ * What `Anthropic.Anthropic` holds: the provider's `LLM` service itself (the same object `LLM.LLM` gets),
+ * plus the SDK client the provider sends with (built with
  * `maxRetries: 0`, the provider's `timeout`, key, base URL and headers), for the Messages API
  * features the `LLM` service does not cover, and the resolved options.
  *
  * @since 0.1.0
  * @category Models
  */
-export interface Service {
+export interface Service extends LLM.Service {
   readonly client: AnthropicClient
   readonly options: ResolvedOptions
 }
@@ -133,12 +134,7 @@ export interface Service {
  */
 export class Anthropic extends Context.Tag("@orchestify/providers/Anthropic")<Anthropic, Service>() {}
 
-interface Built {
-  readonly service: Service
-  readonly llm: LLM.Service
-}
-
-const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
+const build = (options: Options): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.gen(function*() {
     const providerId = options.providerId ?? "anthropic"
     const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
@@ -212,20 +208,19 @@ const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
       send: complete,
       sendStream: stream
     })
-    return { service: { client, options: resolved }, llm }
+    return { ...llm, client, options: resolved } satisfies Service
   })
 
 /**
- * Builds the Anthropic `LLM` service.
+ * Builds the Anthropic provider: an `LLM` service with its SDK `client` and resolved `options`.
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.Scope> =>
-  Effect.map(build(options), (built) => built.llm)
+export const make: (options: Options) => Effect.Effect<Service, never, Scope.Scope> = build
 
-const toContext = (built: Built): Context.Context<Anthropic | LLM.LLM> =>
-  Context.make(Anthropic, built.service).pipe(Context.add(LLM.LLM, built.llm))
+const toContext = (service: Service): Context.Context<Anthropic | LLM.LLM> =>
+  Context.make(Anthropic, service).pipe(Context.add(LLM.LLM, service))
 
 /**
  * The Anthropic provider as a layer of `LLM` and of its own tag, `Anthropic.Anthropic` (one

@@ -105,14 +105,15 @@ export interface ResolvedOptions extends Options {
 }
 
 /**
- * What `OpenAI.OpenAI` holds: the SDK client the provider sends with (built with `maxRetries: 0`,
+ * What `OpenAI.OpenAI` holds: the provider's `LLM` service itself (the same object `LLM.LLM` gets),
+ * plus the SDK client the provider sends with (built with `maxRetries: 0`,
  * the provider's `timeout`, key, base URL, organization, project and headers), for the OpenAI APIs
  * the `LLM` service does not cover (Responses, embeddings, files, ...), and the resolved options.
  *
  * @since 0.1.0
  * @category Models
  */
-export interface Service {
+export interface Service extends LLM.Service {
   readonly client: OpenAIClient
   readonly options: ResolvedOptions
 }
@@ -137,12 +138,7 @@ export interface Service {
  */
 export class OpenAI extends Context.Tag("@orchestify/providers/OpenAI")<OpenAI, Service>() {}
 
-interface Built {
-  readonly service: Service
-  readonly llm: LLM.Service
-}
-
-const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
+const build = (options: Options): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.gen(function*() {
     const providerId = options.providerId ?? "openai"
     const timeout = Duration.decode(options.timeout ?? Duration.minutes(10))
@@ -210,20 +206,19 @@ const build = (options: Options): Effect.Effect<Built, never, Scope.Scope> =>
       send: complete,
       sendStream: stream
     })
-    return { service: { client, options: resolved }, llm }
+    return { ...llm, client, options: resolved } satisfies Service
   })
 
 /**
- * Builds the OpenAI `LLM` service.
+ * Builds the OpenAI provider: an `LLM` service with its SDK `client` and resolved `options`.
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make = (options: Options): Effect.Effect<LLM.Service, never, Scope.Scope> =>
-  Effect.map(build(options), (built) => built.llm)
+export const make: (options: Options) => Effect.Effect<Service, never, Scope.Scope> = build
 
-const toContext = (built: Built): Context.Context<OpenAI | LLM.LLM> =>
-  Context.make(OpenAI, built.service).pipe(Context.add(LLM.LLM, built.llm))
+const toContext = (service: Service): Context.Context<OpenAI | LLM.LLM> =>
+  Context.make(OpenAI, service).pipe(Context.add(LLM.LLM, service))
 
 /**
  * The OpenAI provider as a layer of `LLM` and of its own tag, `OpenAI.OpenAI` (one provider: the

@@ -2,6 +2,7 @@
  * Each SDK provider layer provides its own tag (the client and the resolved options) and `LLM.LLM`,
  * built once and shared (DESIGN.md, "Publishing the pipeline").
  */
+import AnthropicClient from "@anthropic-ai/sdk"
 import { expect, layer } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
@@ -35,6 +36,9 @@ layer(FakeProviderServer.layer())("provider tags", (it) => {
         expect(anthropic.options.maxTokens).toBe(4096)
         expect(Duration.toMinutes(anthropic.options.timeout)).toBe(10)
         expect(llm.providerId).toBe("claude_main")
+        // One provider: the tag holds the LLM service itself, as LiteLLM.LiteLLM does
+        expect(anthropic).toBe(llm)
+        expect(anthropic.client).toBeInstanceOf(AnthropicClient)
         // The client is the configured SDK client: it reaches the same server with the same key
         yield* server.enqueue(Reply.scripted({ text: "from the client" }), Reply.scripted({ text: "from LLM" }))
         const message = yield* Effect.promise(() =>
@@ -65,6 +69,7 @@ layer(FakeProviderServer.layer())("provider tags", (it) => {
         expect(openai.options.defaultModel).toBe("gpt-4o")
         expect(Redacted.value(openai.options.apiKey)).toBe("sk-from-config")
         expect(llm.providerId).toBe("openai")
+        expect(openai).toBe(llm)
         expect(openai.client.baseURL).toBe("https://api.openai.com/v1")
       }).pipe(Effect.provide(provided))
       // And through the fake server, with options given directly
