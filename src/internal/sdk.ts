@@ -168,3 +168,17 @@ export const collect = (
   events: Stream.Stream<Response.StreamEvent, LLMError.LLMError>
 ): Effect.Effect<ReadonlyArray<Response.StreamEvent>, LLMError.LLMError> =>
   Effect.map(Stream.runCollect(Stream.takeUntil(events, (event) => event._tag === "Finish")), Chunk.toReadonlyArray)
+
+/**
+ * A provider's own service: its `LLM` service with the SDK `client` and the resolved `options`.
+ * The client is not enumerable: the SDKs keep the API key on the client as plain text, so an
+ * `inspect`, a `JSON.stringify` or a spread of the service must not reach it.
+ */
+export const providerService = <L extends object, C, O>(
+  llm: L,
+  client: C,
+  options: O
+): L & { readonly client: C; readonly options: O } =>
+  Object.defineProperty({ ...llm, options }, "client", { value: client, enumerable: false }) as
+    & L
+    & { readonly client: C; readonly options: O }

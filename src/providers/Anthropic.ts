@@ -208,7 +208,7 @@ const build = (options: Options): Effect.Effect<Service, never, Scope.Scope> =>
       send: complete,
       sendStream: stream
     })
-    return { ...llm, client, options: resolved } satisfies Service
+    return Sdk.providerService(llm, client, resolved) satisfies Service
   })
 
 /**
