@@ -26,6 +26,7 @@ import type * as LLMError from "./LLMError.js"
 import type * as Message from "./Message.js"
 import type * as Pricing from "./Pricing.js"
 import type * as Response from "./Response.js"
+import type * as Tokens from "./Tokens.js"
 import type * as Tool from "./Tool.js"
 import type * as Usage from "./Usage.js"
 
@@ -153,6 +154,16 @@ export interface Driver {
     request: ResolvedRequest,
     report: ReportUsage
   ) => Stream.Stream<Response.StreamEvent, LLMError.LLMError>
+  /**
+   * The provider's own exact count of a request's prompt tokens (a count endpoint, such as
+   * Anthropic's `count_tokens`). Without it, every count is local (`"tokenizer"` or `"estimate"`).
+   */
+  readonly countTokens?: ((request: ResolvedRequest) => Effect.Effect<number, LLMError.LLMError>) | undefined
+  /**
+   * When a request's prompt plus its `maxTokens` would not fit the model's context window, lower
+   * `maxTokens` to what fits instead of refusing the request with `ContextLengthError`. Default `false`.
+   */
+  readonly clampMaxTokens?: boolean | undefined
 }
 
 /**
@@ -228,6 +239,19 @@ export interface Service {
   readonly capabilities: (model?: string) => Capabilities.Capabilities
   readonly complete: (request: CompletionRequest) => Effect.Effect<Response.LLMResponse, LLMError.LLMError>
   readonly stream: (request: CompletionRequest) => Stream.Stream<Response.StreamEvent, LLMError.LLMError>
+  /**
+   * The prompt tokens of a request (system prompt, messages, tools, framing), sending nothing by
+   * default; `{ method: "provider" }` asks the provider's count endpoint where it has one.
+   */
+  readonly countTokens: (
+    request: CompletionRequest,
+    options?: Tokens.CountOptions
+  ) => Effect.Effect<Tokens.TokenCount, LLMError.LLMError>
+  /** The most a request can cost: its prompt, its output cap and their price (see `Tokens.forecast`). */
+  readonly forecast: (
+    request: CompletionRequest,
+    options?: Tokens.CountOptions
+  ) => Effect.Effect<Tokens.Forecast, LLMError.LLMError>
   /** What this provider has spent so far. */
   readonly usage: Effect.Effect<Usage.TokenUsage>
   readonly resetUsage: Effect.Effect<void>

@@ -433,7 +433,9 @@ export const withDefaults: {
       defaultModel,
       capabilities: (model) => llm.capabilities(model ?? defaultModel),
       complete: (request) => llm.complete(apply(request)),
-      stream: (request) => llm.stream(apply(request))
+      stream: (request) => llm.stream(apply(request)),
+      countTokens: (request, options) => llm.countTokens(apply(request), options),
+      forecast: (request, options) => llm.forecast(apply(request), options)
     }
   }
 )

@@ -460,7 +460,9 @@ const asFallback = (llm: LLM.Service, sameModel: boolean): LLM.Service => {
   return {
     ...llm,
     complete: (request) => Effect.zipRight(announce, llm.complete(prepare(request))),
-    stream: (request) => Stream.unwrap(Effect.as(announce, llm.stream(prepare(request))))
+    stream: (request) => Stream.unwrap(Effect.as(announce, llm.stream(prepare(request)))),
+    countTokens: (request, options) => llm.countTokens(prepare(request), options),
+    forecast: (request, options) => llm.forecast(prepare(request), options)
   }
 }
 
@@ -498,6 +500,9 @@ export const fallbackChain = (
     complete: (request) => Effect.withExecutionPlan(LLM.complete(request), plan),
     // A stream moves on only while it has emitted nothing: no consumer sees two providers' events.
     stream: (request) => Stream.withExecutionPlan(LLM.stream(request), plan, { preventFallbackOnPartialStream: true }),
+    // Counted and forecast as the first provider would answer it.
+    countTokens: first.countTokens,
+    forecast: first.forecast,
     usage: Effect.map(
       Effect.forEach(llms, (llm) => llm.usage),
       (usages) => usages.reduce(Usage.combine, Usage.empty)

@@ -36,6 +36,8 @@ export * as Response from "./Response.js"
 /** @since 0.1.0 */
 export * as Telemetry from "./Telemetry.js"
 /** @since 0.1.0 */
+export * as Tokens from "./Tokens.js"
+/** @since 0.1.0 */
 export * as Tool from "./Tool.js"
 /** @since 0.1.0 */
 export * as Usage from "./Usage.js"

@@ -13,11 +13,15 @@ import * as Exit from "effect/Exit"
 import * as Stream from "effect/Stream"
 import type * as LLM from "../LLM.js"
 import * as LLMError from "../LLMError.js"
+import * as Pricing from "../Pricing.js"
 import type * as Response from "../Response.js"
 import * as Telemetry from "../Telemetry.js"
+import type * as Tokens from "../Tokens.js"
+import * as Usage from "../Usage.js"
 import { ResponseBuilder } from "./builder.js"
 import { makeLedger, Recorder } from "./recorder.js"
 import * as internal from "./telemetry.js"
+import * as Tokenizer from "./tokenizer.js"
 
 type ResolvedRequest = LLM.ResolvedRequest
 
@@ -202,6 +206,53 @@ export const make = (driver: LLM.Driver): Effect.Effect<LLM.Service> =>
         return Channel.ensuringWith(Channel.unwrap(open), (exit) => recorder.close(exit))
       }))
 
+    /** Counts a request: locally by default, with the driver's exact count when asked and it has one. */
+    const countResolved = (
+      resolved: ResolvedRequest,
+      options: Tokens.CountOptions | undefined
+    ): Effect.Effect<Tokens.TokenCount, LLMError.LLMError> => {
+      // Counting JSON that cannot be sent would throw: the same refusal as a call.
+      const unfit = unsendable(driver.providerId, resolved)
+      if (unfit !== undefined) return Effect.fail(unfit)
+      if (options?.method === "provider" && driver.countTokens !== undefined) {
+        const invalid = driver.validate?.(resolved)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        return Effect.map(
+          Effect.mapErrorCause(driver.countTokens(resolved), originalErrors),
+          (inputTokens): Tokens.TokenCount => ({ inputTokens, method: "provider" })
+        )
+      }
+      return Effect.sync(() => Tokenizer.countLocal(resolved))
+    }
+
+    const countTokens = (
+      request: LLM.CompletionRequest,
+      options?: Tokens.CountOptions
+    ): Effect.Effect<Tokens.TokenCount, LLMError.LLMError> =>
+      Effect.suspend(() => countResolved(resolve(request), options))
+
+    const forecast = (
+      request: LLM.CompletionRequest,
+      options?: Tokens.CountOptions
+    ): Effect.Effect<Tokens.Forecast, LLMError.LLMError> =>
+      Effect.suspend(() => {
+        const resolved = resolve(request)
+        return Effect.map(countResolved(resolved, options), (counted): Tokens.Forecast => {
+          const maxOutputTokens = resolved.maxTokens ?? driver.capabilities(resolved.model).maxOutputTokens
+          return {
+            model: resolved.model,
+            inputTokens: counted.inputTokens,
+            maxOutputTokens,
+            maxUsd: Pricing.cost(
+              resolved.model,
+              Usage.tokens({ inputTokens: counted.inputTokens, outputTokens: maxOutputTokens }),
+              driver.pricing
+            ),
+            method: counted.method
+          }
+        })
+      })
+
     return {
       providerId: driver.providerId,
       providerType: driver.providerType,
@@ -209,6 +260,8 @@ export const make = (driver: LLM.Driver): Effect.Effect<LLM.Service> =>
       capabilities: (model) => driver.capabilities(model ?? driver.defaultModel),
       complete,
       stream,
+      countTokens,
+      forecast,
       usage: ledger.tracker.get,
       resetUsage: ledger.tracker.reset
     } satisfies LLM.Service
