@@ -46,6 +46,7 @@ import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as CallObserver from "./internal/budget/observer.js"
+import * as BudgetScope from "./internal/budget/scope.js"
 import * as Store from "./internal/budget/store.js"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
@@ -744,7 +745,16 @@ export const guard: {
 } = dual(
   (args) => LLM.isLLM(args[0]),
   (llm: LLM.Service, budget: Service, options?: GuardOptions): LLM.Service => {
-    const call: Call = { provider: llm.providerId, scope: options?.scope }
+    const provider = llm.providerId
+    const fixed: Call | undefined = options?.scope === undefined ? undefined : { provider, scope: options.scope }
+    const unscoped: Call = { provider }
+    /** The call's accounts: the guard's scope, else the scope of the calling context (a registry agent's). */
+    const callOf: Effect.Effect<Call> = fixed !== undefined ? Effect.succeed(fixed) : Effect.map(
+      Effect.serviceOption(BudgetScope.CurrentBudgetScope),
+      (scope) => Option.isNone(scope) ? unscoped : { provider, scope: scope.value }
+    )
+    const reserve = (forecast: Tokens.Forecast) =>
+      Effect.flatMap(callOf, (call) => budget.reserve(call, estimateOf(forecast)))
     const complete = (request: LLM.CompletionRequest): Effect.Effect<Response.LLMResponse, LLMError.LLMError> =>
       // The forecast may ask the provider (interruptible); the reservation and its release are
       // one `acquireUseRelease`, so a call that reserved settles exactly once whatever happens.
@@ -753,7 +763,7 @@ export const guard: {
         const tally = new Tally()
         let reply: Spend | undefined
         return Effect.acquireUseRelease(
-          budget.reserve(call, estimateOf(forecast)),
+          reserve(forecast),
           () =>
             Effect.tap(observed(tally, llm.complete(request)), (response) => {
               reply = response.usageUnknown === true ? undefined : spendOf(response.usage, response.costUsd)
@@ -774,7 +784,7 @@ export const guard: {
         const open = Effect.flatMap(
           llm.forecast(request),
           (forecast) =>
-            Effect.uninterruptible(Effect.map(budget.reserve(call, estimateOf(forecast)), (reserved) => {
+            Effect.uninterruptible(Effect.map(reserve(forecast), (reserved) => {
               reservation = reserved
               return observedStream(
                 tally,
