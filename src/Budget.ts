@@ -1,15 +1,14 @@
 /**
  * Spend limits in USD and tokens, per provider, per scope (an agent, a tenant, a job: any string
  * key) and in total, over the whole life of the budget or a rolling window; alerts when a share of
- * a limit is reached; and a guard that refuses a call with `BudgetExceededError` before any request
- * once a limit is reached.
+ * a limit is spent (or committed: spent plus reserved); and a guard that reserves each call's
+ * forecast before any request and settles it to the actual cost after (docs/cost-control.md).
  *
- * **The overshoot bound.** A call is refused when, as it starts, a limit that applies to it is
- * already reached; its cost is known only when it ends. So calls that started before the limit was
- * reached may still finish and add their cost: the spend never exceeds a limit by more than the cost
- * of the calls in flight when it was crossed (the call that crossed it included). With one call at a
- * time that is the cost of one call. Tokens count `inputTokens + outputTokens`; a call on a model with
- * no known price adds its tokens but no USD (the provider warns about it).
+ * **The overshoot promise.** A call is admitted only if its forecast (`maxUsd`) fits on every limit
+ * it falls under, counting what the calls in flight reserved: `spent + reserved + maxUsd <= limit`.
+ * So a USD budget is never exceeded by more than the in-flight calls' excess over their forecast,
+ * which is zero when forecasts are upper bounds (and at most `maxUsd - maxReserveUsd` per call in
+ * flight when `maxReserveUsd` caps the reservations). Tokens count `inputTokens + outputTokens`.
  *
  * @example
  * ```ts
@@ -32,22 +31,27 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
 import type * as Queue from "effect/Queue"
-import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as CallObserver from "./internal/budget/observer.js"
+import * as BudgetScope from "./internal/budget/scope.js"
+import * as Store from "./internal/budget/store.js"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
 import type * as Response from "./Response.js"
+import type * as Tokens from "./Tokens.js"
 import type * as Usage from "./Usage.js"
 
 // -----------------------------------------------------------------------------
@@ -55,9 +59,10 @@ import type * as Usage from "./Usage.js"
 // -----------------------------------------------------------------------------
 
 /**
- * One limit: calls are refused once the spend reaches `usd` or `tokens` (either, when both are
- * set). Without `window` the spend is counted over the budget's whole life; with it, only the spend
- * of the last `window` counts (a rolling window, on Effect's `Clock`).
+ * One limit. A call is admitted when, on every limit it falls under,
+ * `spent + reserved + reservation <= limit` (for `usd` and for `tokens`, when set); a limit already
+ * reached refuses every call. Without `window` the spend is counted over the budget's whole life;
+ * with it, only the spend of the last `window` counts (a rolling window, on Effect's `Clock`).
  *
  * @since 0.1.0
  * @category Models
@@ -80,8 +85,30 @@ export interface Options {
   readonly total?: Limit | undefined
   readonly providers?: Readonly<Record<string, Limit>> | undefined
   readonly scopes?: Readonly<Record<string, Limit>> | undefined
-  /** Shares of each limit at which an alert is published, once each. Default `[0.5, 0.8, 1]`. */
+  /** Shares of each limit at which an alert is published, once each, on the spend. Default `[0.5, 0.8, 1]`. */
   readonly thresholds?: ReadonlyArray<number> | undefined
+  /**
+   * Shares of each limit at which an alert is published on the spend plus the reservations of the
+   * calls in flight (`basis: "committed"`): an early warning. Default none.
+   */
+  readonly committedThresholds?: ReadonlyArray<number> | undefined
+  /**
+   * A call on a model with no known price has no USD forecast: `"refuse"` (the default) refuses
+   * it when a USD limit applies to it; `"allow"` lets it through, reserving and counting its
+   * tokens but no USD.
+   */
+  readonly unpriced?: "refuse" | "allow" | undefined
+  /**
+   * A call whose usage is unknown (the provider reported none before it broke): `"reservation"`
+   * (the default) settles it to its reservation; `"zero"` to nothing.
+   */
+  readonly unmetered?: "reservation" | "zero" | undefined
+  /**
+   * The most USD one call reserves, for callers with a huge `maxTokens`: a call whose forecast is
+   * higher reserves this much, and may then spend up to its forecast, so each call in flight can
+   * exceed a limit by at most `forecast.maxUsd - maxReserveUsd` (see docs/cost-control.md).
+   */
+  readonly maxReserveUsd?: number | undefined
 }
 
 /**
@@ -123,6 +150,17 @@ export interface Spend {
 }
 
 /**
+ * A target as of now: what it spent (within its window) and what the calls in flight reserved.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface State {
+  readonly spent: Spend
+  readonly reserved: Spend
+}
+
+/**
  * One call as the budget sees it: the provider it goes to and, optionally, its scope.
  *
  * @since 0.1.0
@@ -134,8 +172,38 @@ export interface Call {
 }
 
 /**
- * A share of a limit was reached. Published once per threshold, target and metric; with a rolling
- * window, published again if the spend falls back below the threshold and then reaches it again.
+ * What a call asks to reserve: `usd` is `undefined` for a model with no known price (see
+ * {@link Options.unpriced}). {@link guard} makes it from the provider's `forecast`:
+ * `maxUsd`, and `inputTokens + maxOutputTokens`.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Estimate {
+  readonly usd: number | undefined
+  readonly tokens: number
+}
+
+/**
+ * A reservation held by a call in flight, from {@link Service.reserve}. `settle` replaces it with
+ * what the call spent (`undefined`: unknown, see {@link Options.unmetered}); only the first
+ * settle counts.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Reservation {
+  /** What was reserved on each target (`usd` capped by `maxReserveUsd`). */
+  readonly reserved: Spend
+  /** The budget's rule for a call whose usage is unknown (see {@link Options.unmetered}). */
+  readonly unmetered: "reservation" | "zero"
+  readonly settle: (actual: Spend | undefined) => Effect.Effect<void>
+}
+
+/**
+ * A share of a limit was reached. Published once per threshold, target, metric and basis; with a
+ * rolling window (or, for `"committed"`, once reservations settle lower), published again if the
+ * amount falls back below the threshold and then reaches it again.
  *
  * @since 0.1.0
  * @category Models
@@ -143,10 +211,14 @@ export interface Call {
 export interface Alert {
   readonly target: Target
   readonly metric: "usd" | "tokens"
+  /** `"spent"`: the spend reached the threshold; `"committed"`: the spend plus the reservations did. */
+  readonly basis: "spent" | "committed"
   /** The share reached, e.g. `0.8`. */
   readonly threshold: number
   readonly limit: number
   readonly spent: number
+  /** Reserved by the calls in flight when the alert was raised. */
+  readonly reserved: number
   /** The rolling window of the limit, if it has one. */
   readonly window: Option.Option<Duration.Duration>
   readonly message: string
@@ -159,17 +231,31 @@ export interface Alert {
  * @category Models
  */
 export interface Service {
-  /** Fails with `BudgetExceededError` if a limit that applies to the call is reached. */
+  /**
+   * Reserves `estimate` on every target the call falls under (total, provider, scope), all or
+   * none, or fails with `BudgetExceededError` reserving nothing. Settle the reservation exactly
+   * once when the call ends (use it in `Effect.acquireUseRelease`, as {@link guard} does).
+   */
+  readonly reserve: (call: Call, estimate: Estimate) => Effect.Effect<Reservation, LLMError.BudgetExceededError>
+  /**
+   * Fails with `BudgetExceededError` if a limit that applies to the call is reached (counting
+   * reservations); reserves nothing.
+   *
+   * @deprecated Use {@link Service.reserve} (or {@link guard}), which admits a call only if its
+   * forecast fits: `check` then `record` lets concurrent calls overshoot.
+   */
   readonly check: (call: Call) => Effect.Effect<void, LLMError.BudgetExceededError>
-  /** Adds what a call spent to every target it counts against, and publishes the alerts it caused. */
+  /** Adds a spend made without a reservation to every target the call counts against. */
   readonly record: (call: Call, spend: Spend) => Effect.Effect<void>
   /** What a target has spent (within its limit's window, if it has one). */
   readonly spent: (target: Target) => Effect.Effect<Spend>
+  /** What a target has spent and what the calls in flight reserved on it. */
+  readonly state: (target: Target) => Effect.Effect<State>
   /** Where alerts are published. */
   readonly alerts: PubSub.PubSub<Alert>
   /** A subscription to the alerts, for as long as the scope is open. */
   readonly subscribe: Effect.Effect<Queue.Dequeue<Alert>, never, Scope.Scope>
-  /** Forgets every spend and every alert already published. */
+  /** Forgets every spend, every reservation and every alert already published. */
   readonly reset: Effect.Effect<void>
 }
 
@@ -185,50 +271,38 @@ export class Budget extends Context.Tag("@orchestify/providers/Budget")<Budget, 
 // Accounts
 // -----------------------------------------------------------------------------
 
-interface ResolvedLimit {
+interface ResolvedLimit extends Store.AccountLimit {
   readonly usd: number | undefined
-  readonly tokens: number | undefined
   readonly window: Duration.Duration | undefined
 }
-
-interface Entry extends Spend {
-  readonly at: number
-}
-
-interface Account {
-  /** Lifetime spend, or the entries of the window. */
-  readonly total: Spend
-  readonly entries: ReadonlyArray<Entry>
-  /** Thresholds already published, as `"usd:0.5"`. */
-  readonly fired: ReadonlySet<string>
-}
-
-const zero: Spend = { usd: 0, tokens: 0 }
-
-const emptyAccount: Account = { total: zero, entries: [], fired: new Set() }
 
 const keyOf = (target: Target): string => target._tag === "Total" ? "total" : `${target._tag}:${target.id}`
 
 const describeTarget = (target: Target): string =>
   target._tag === "Total" ? "the total budget" : `${target._tag === "Provider" ? "provider" : "scope"} "${target.id}"`
 
-const resolve = (limit: Limit | undefined): ResolvedLimit | undefined =>
-  limit === undefined ? undefined : {
+const resolve = (target: Target, limit: Limit | undefined): ResolvedLimit | undefined => {
+  if (limit === undefined) return undefined
+  const window = limit.window === undefined ? undefined : Duration.decode(limit.window)
+  return {
+    key: keyOf(target),
     usd: limit.usd,
+    nanoUsd: limit.usd === undefined ? undefined : Store.toNano(limit.usd),
     tokens: limit.tokens,
-    window: limit.window === undefined ? undefined : Duration.decode(limit.window)
+    window,
+    windowMillis: window === undefined ? undefined : Duration.toMillis(window)
   }
-
-const add = (a: Spend, b: Spend): Spend => ({ usd: a.usd + b.usd, tokens: a.tokens + b.tokens })
-
-/** The account as of `now`: entries older than the window dropped. */
-const current = (account: Account, limit: ResolvedLimit | undefined, now: number): Account => {
-  if (limit?.window === undefined) return account
-  const from = now - Duration.toMillis(limit.window)
-  if (account.entries.every((entry) => entry.at > from)) return account
-  const entries = account.entries.filter((entry) => entry.at > from)
-  return { ...account, entries, total: entries.reduce<Spend>(add, zero) }
 }
+
+/** An account without a limit (counted, never refusing). */
+const unlimited = (target: Target): ResolvedLimit => ({
+  key: keyOf(target),
+  usd: undefined,
+  nanoUsd: undefined,
+  tokens: undefined,
+  window: undefined,
+  windowMillis: undefined
+})
 
 const formatAmount = (metric: "usd" | "tokens", amount: number): string => {
   if (metric === "tokens") return `${amount} tokens`
@@ -240,164 +314,301 @@ const windowText = (limit: ResolvedLimit): string =>
 
 const metrics = ["usd", "tokens"] as const
 
+const valueOf = (amount: Store.Amount, metric: "usd" | "tokens"): number =>
+  metric === "usd" ? Store.fromNano(amount.nanoUsd) : amount.tokens
+
+const spendOfAmount = (amount: Store.Amount): Spend => ({ usd: Store.fromNano(amount.nanoUsd), tokens: amount.tokens })
+
+const nonNegative = (n: number): number => (Number.isFinite(n) && n > 0 ? n : 0)
+
+let reservationIds = 0
+
 // -----------------------------------------------------------------------------
 // Constructors
 // -----------------------------------------------------------------------------
 
 /**
- * Makes a budget. Its spend lives in a `Ref`; its alerts go to an unbounded `PubSub` and to the log
- * (`Effect.logWarning`).
+ * Makes a budget on the in-memory store (one process). Its alerts go to an unbounded `PubSub` and
+ * to the log (`Effect.logWarning`).
  *
  * @since 0.1.0
  * @category Constructors
  */
 export const make = (options: Options): Effect.Effect<Service> =>
-  Effect.gen(function*() {
-    const thresholds = [...(options.thresholds ?? [0.5, 0.8, 1])].sort((a, b) => a - b)
-    const total = resolve(options.total)
-    const providers = new Map(Object.entries(options.providers ?? {}).map(([id, limit]) => [id, resolve(limit)]))
-    const scopes = new Map(Object.entries(options.scopes ?? {}).map(([id, limit]) => [id, resolve(limit)]))
-    const accounts = yield* Ref.make<ReadonlyMap<string, Account>>(new Map())
-    const alerts = yield* PubSub.unbounded<Alert>()
+  Effect.flatMap(Store.makeMemory, (store) => makeWith(options, store))
 
-    const limitOf = (target: Target): ResolvedLimit | undefined => {
+/** A budget on a given store (the in-memory one, or later a shared one). */
+const makeWith = (options: Options, store: Store.BudgetStore): Effect.Effect<Service> =>
+  Effect.gen(function*() {
+    const thresholds = {
+      spent: [...(options.thresholds ?? [0.5, 0.8, 1])].sort((a, b) => a - b),
+      committed: [...(options.committedThresholds ?? [])].sort((a, b) => a - b)
+    }
+    const allowUnpriced = options.unpriced === "allow"
+    const unmeteredZero = options.unmetered === "zero"
+    const maxReserveUsd = options.maxReserveUsd
+    const total = resolve(Target.total, options.total)
+    const providerLimits = options.providers ?? {}
+    const scopeLimits = options.scopes ?? {}
+    const alerts = yield* PubSub.unbounded<Alert>()
+    /** Thresholds already published, per account, as `"spent:usd:0.5"`. */
+    let fired = new Map<string, Set<string>>()
+
+    // The limits of each provider and scope, resolved once.
+    const resolved = new Map<string, ResolvedLimit>()
+    const limitOf = (target: Target): ResolvedLimit => {
+      const key = keyOf(target)
+      const known = resolved.get(key)
+      if (known !== undefined) return known
+      let limit: ResolvedLimit | undefined
       switch (target._tag) {
         case "Total":
-          return total
+          limit = total
+          break
         case "Provider":
-          return providers.has(target.id) ? providers.get(target.id) : providers.get("*")
+          limit = resolve(
+            target,
+            Object.hasOwn(providerLimits, target.id) ? providerLimits[target.id] : providerLimits["*"]
+          )
+          break
         case "Scope":
-          return scopes.has(target.id) ? scopes.get(target.id) : scopes.get("*")
+          limit = resolve(target, Object.hasOwn(scopeLimits, target.id) ? scopeLimits[target.id] : scopeLimits["*"])
+          break
       }
+      const result = limit ?? unlimited(target)
+      resolved.set(key, result)
+      return result
     }
 
-    const targetsOf = (call: Call): ReadonlyArray<Target> =>
-      call.scope === undefined
+    interface Accounts {
+      readonly targets: ReadonlyArray<Target>
+      readonly limits: ReadonlyArray<ResolvedLimit>
+      readonly usdLimited: boolean
+    }
+    const accountsByCall = new Map<string, Accounts>()
+    const accountsOf = (call: Call): Accounts => {
+      const key = call.scope === undefined ? call.provider : `${call.provider}\u0000${call.scope}`
+      const known = accountsByCall.get(key)
+      if (known !== undefined) return known
+      const targets = call.scope === undefined
         ? [Target.total, Target.provider(call.provider)]
         : [Target.total, Target.provider(call.provider), Target.scope(call.scope)]
-
-    const spentNow = (target: Target, now: number): Effect.Effect<Spend> =>
-      Effect.map(
-        Ref.get(accounts),
-        (all) => current(all.get(keyOf(target)) ?? emptyAccount, limitOf(target), now).total
-      )
-
-    const exceeded = (target: Target, limit: ResolvedLimit, spend: Spend, provider: string) => {
-      for (const metric of metrics) {
-        const max = limit[metric]
-        if (max === undefined || spend[metric] < max) continue
-        return Option.some(
-          new LLMError.BudgetExceededError({
-            provider,
-            limit: max,
-            spent: spend[metric],
-            message: `budget: ${describeTarget(target)} has spent ${formatAmount(metric, spend[metric])} of its ${
-              formatAmount(metric, max)
-            } limit${windowText(limit)}; the call was refused before any request`
-          })
-        )
-      }
-      return Option.none()
+      const limits = targets.map(limitOf)
+      const accounts = { targets, limits, usdLimited: limits.some((limit) => limit.usd !== undefined) }
+      accountsByCall.set(key, accounts)
+      return accounts
     }
-
-    const check = (call: Call): Effect.Effect<void, LLMError.BudgetExceededError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.forEach(targetsOf(call), (target) => {
-          const limit = limitOf(target)
-          if (limit === undefined) return Effect.void
-          return Effect.flatMap(spentNow(target, now), (spend) =>
-            Option.match(exceeded(target, limit, spend, call.provider), {
-              onNone: () => Effect.void,
-              onSome: Effect.fail
-            }))
-        }, { discard: true }))
 
     const alertOf = (
       target: Target,
       limit: ResolvedLimit,
       metric: "usd" | "tokens",
+      basis: "spent" | "committed",
       threshold: number,
       max: number,
-      spent: number
-    ): Alert => ({
-      target,
-      metric,
-      threshold,
-      limit: max,
-      spent,
-      window: Option.fromNullable(limit.window),
-      message: `budget: ${describeTarget(target)} reached ${Math.round(threshold * 100)}% of its ${
-        formatAmount(metric, max)
-      } limit${windowText(limit)}: ${formatAmount(metric, spent)} spent`
-    })
+      state: Store.AccountState
+    ): Alert => {
+      const spent = valueOf(state.spent, metric)
+      const reserved = valueOf(state.reserved, metric)
+      const amount = basis === "spent"
+        ? `${formatAmount(metric, spent)} spent`
+        : `${formatAmount(metric, spent)} spent + ${formatAmount(metric, reserved)} reserved`
+      return {
+        target,
+        metric,
+        basis,
+        threshold,
+        limit: max,
+        spent,
+        reserved,
+        window: Option.fromNullable(limit.window),
+        message: `budget: ${describeTarget(target)} ${basis === "committed" ? "has committed" : "reached"} ${
+          Math.round(threshold * 100)
+        }% of its ${formatAmount(metric, max)} limit${windowText(limit)}: ${amount}`
+      }
+    }
 
-    /** Adds the spend to one account; returns the account and the alerts it caused. */
-    const addTo = (
-      account: Account,
-      target: Target,
-      spend: Spend,
-      now: number
-    ): readonly [Account, ReadonlyArray<Alert>] => {
+    /** The alerts an account's new state raises (and the thresholds it re-arms). */
+    const alertsOf = (target: Target, state: Store.AccountState, raised: Array<Alert>): void => {
       const limit = limitOf(target)
-      const before = current(account, limit, now)
-      const after: Account = limit?.window === undefined
-        ? { ...before, total: add(before.total, spend) }
-        : { ...before, total: add(before.total, spend), entries: [...before.entries, { ...spend, at: now }] }
-      if (limit === undefined) return [after, []]
-      const fired = new Set(before.fired)
-      const raised: Array<Alert> = []
       for (const metric of metrics) {
         const max = limit[metric]
         if (max === undefined) continue
-        for (const threshold of thresholds) {
-          const key = `${metric}:${threshold}`
-          const level = threshold * max
-          // Re-armed once the (windowed) spend has fallen back below the threshold.
-          if (before.total[metric] < level) fired.delete(key)
-          if (after.total[metric] >= level && !fired.has(key)) {
-            fired.add(key)
-            raised.push(alertOf(target, limit, metric, threshold, max, after.total[metric]))
+        for (const basis of ["spent", "committed"] as const) {
+          const levels = thresholds[basis]
+          if (levels.length === 0) continue
+          const amount = basis === "spent"
+            ? valueOf(state.spent, metric)
+            : valueOf(state.spent, metric) + valueOf(state.reserved, metric)
+          let set = fired.get(limit.key)
+          for (const threshold of levels) {
+            const key = `${basis}:${metric}:${threshold}`
+            const reached = amount >= threshold * max - 1e-12
+            if (!reached) {
+              set?.delete(key)
+            } else if (set === undefined || !set.has(key)) {
+              if (set === undefined) {
+                set = new Set()
+                fired.set(limit.key, set)
+              }
+              set.add(key)
+              raised.push(alertOf(target, limit, metric, basis, threshold, max, state))
+            }
           }
         }
       }
-      return [{ ...after, fired }, raised]
     }
 
-    const record = (call: Call, spend: Spend): Effect.Effect<void> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Ref.modify(accounts, (all): readonly [ReadonlyArray<Alert>, ReadonlyMap<string, Account>] => {
-          const next = new Map(all)
-          const raised: Array<Alert> = []
-          for (const target of targetsOf(call)) {
-            const key = keyOf(target)
-            const [account, alerts] = addTo(all.get(key) ?? emptyAccount, target, spend, now)
-            next.set(key, account)
-            raised.push(...alerts)
-          }
-          return [raised, next]
-        })).pipe(
-          Effect.flatMap((raised) =>
-            Effect.forEach(raised, (alert) =>
-              Effect.zipRight(
-                Effect.logWarning(alert.message).pipe(Effect.annotateLogs({
-                  budget: keyOf(alert.target),
-                  metric: alert.metric,
-                  threshold: alert.threshold
-                })),
-                PubSub.publish(alerts, alert)
-              ), { discard: true })
+    const publish = (raised: ReadonlyArray<Alert>): Effect.Effect<void> =>
+      raised.length === 0 ? Effect.void : Effect.forEach(raised, (alert) =>
+        Effect.zipRight(
+          Effect.logWarning(alert.message).pipe(Effect.annotateLogs({
+            budget: keyOf(alert.target),
+            metric: alert.metric,
+            basis: alert.basis,
+            threshold: alert.threshold
+          })),
+          PubSub.publish(alerts, alert)
+        ), { discard: true })
+
+    const raise = (accounts: Accounts, states: ReadonlyArray<Store.AccountState>): Effect.Effect<void> => {
+      const raised: Array<Alert> = []
+      for (let i = 0; i < states.length; i++) alertsOf(accounts.targets[i]!, states[i]!, raised)
+      return publish(raised)
+    }
+
+    const refusal = (
+      call: Call,
+      target: Target,
+      limit: ResolvedLimit,
+      metric: "usd" | "tokens",
+      state: Store.AccountState,
+      estimate: number
+    ): LLMError.BudgetExceededError => {
+      const max = limit[metric]!
+      const spent = valueOf(state.spent, metric)
+      const reserved = valueOf(state.reserved, metric)
+      const inFlight = reserved > 0 ? ` (+ ${formatAmount(metric, reserved)} reserved by calls in flight)` : ""
+      const reason = spent + reserved >= max
+        ? `has spent ${formatAmount(metric, spent)}${inFlight} of its ${formatAmount(metric, max)} limit${
+          windowText(limit)
+        }`
+        : `has spent ${formatAmount(metric, spent)}${inFlight} of its ${formatAmount(metric, max)} limit${
+          windowText(limit)
+        }, and the call's forecast of ${formatAmount(metric, estimate)} does not fit`
+      return new LLMError.BudgetExceededError({
+        provider: call.provider,
+        limit: max,
+        spent,
+        message: `budget: ${describeTarget(target)} ${reason}; the call was refused before any request`
+      })
+    }
+
+    const reserve = (call: Call, estimate: Estimate): Effect.Effect<Reservation, LLMError.BudgetExceededError> =>
+      Effect.suspend(() => {
+        const accounts = accountsOf(call)
+        if (estimate.usd === undefined && accounts.usdLimited && !allowUnpriced) {
+          const index = accounts.limits.findIndex((limit) => limit.usd !== undefined)
+          const target = accounts.targets[index]!
+          return Effect.fail(
+            new LLMError.BudgetExceededError({
+              provider: call.provider,
+              limit: accounts.limits[index]!.usd,
+              message:
+                `budget: the call's model has no known price, so ${
+                  describeTarget(target)
+                }'s USD limit cannot admit it; the call was refused before any request ` +
+                `(give the model a price with the provider's \`pricing\` option, or set \`unpriced: "allow"\`)`
+            })
           )
+        }
+        const forecastUsd = nonNegative(estimate.usd ?? 0)
+        const usd = maxReserveUsd === undefined ? forecastUsd : Math.min(forecastUsd, maxReserveUsd)
+        const reserved: Store.Amount = { nanoUsd: Store.toNano(usd), tokens: Math.ceil(nonNegative(estimate.tokens)) }
+        const id = `${++reservationIds}`
+        return Effect.flatMap(store.reserve({ id, accounts: accounts.limits, estimate: reserved }), (answer) => {
+          if (answer._tag === "Refused") {
+            const target = accounts.targets[answer.index]!
+            return Effect.fail(
+              refusal(
+                call,
+                target,
+                accounts.limits[answer.index]!,
+                answer.metric,
+                answer.state,
+                valueOf(reserved, answer.metric)
+              )
+            )
+          }
+          let settled = false
+          const reservation: Reservation = {
+            reserved: spendOfAmount(reserved),
+            unmetered: unmeteredZero ? "zero" : "reservation",
+            settle: (actual) =>
+              Effect.suspend(() => {
+                if (settled) return Effect.void
+                settled = true
+                const amount: Store.Amount = actual === undefined
+                  ? (unmeteredZero ? { nanoUsd: 0, tokens: 0 } : reserved)
+                  : { nanoUsd: Store.toNano(nonNegative(actual.usd)), tokens: Math.round(nonNegative(actual.tokens)) }
+                return Effect.flatMap(
+                  store.settle({ id, actual: amount }),
+                  (result) => result._tag === "Settled" ? raise(accounts, result.accounts) : Effect.void
+                )
+              }).pipe(Effect.uninterruptible)
+          }
+          return Effect.as(raise(accounts, answer.accounts), reservation)
+        })
+      })
+
+    const check = (call: Call): Effect.Effect<void, LLMError.BudgetExceededError> =>
+      Effect.suspend(() => {
+        const accounts = accountsOf(call)
+        return Effect.forEach(accounts.limits, (limit, index) =>
+          Effect.flatMap(store.read(limit), (state) => {
+            for (const metric of metrics) {
+              const max = limit[metric]
+              if (max === undefined) continue
+              if (valueOf(state.spent, metric) + valueOf(state.reserved, metric) >= max) {
+                return Effect.fail(refusal(call, accounts.targets[index]!, limit, metric, state, 0))
+              }
+            }
+            return Effect.void
+          }), { discard: true })
+      })
+
+    const record = (call: Call, spend: Spend): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const accounts = accountsOf(call)
+        return Effect.flatMap(
+          store.add({
+            accounts: accounts.limits,
+            actual: { nanoUsd: Store.toNano(nonNegative(spend.usd)), tokens: Math.round(nonNegative(spend.tokens)) }
+          }),
+          (states) => raise(accounts, states)
         )
+      })
+
+    const state = (target: Target): Effect.Effect<State> =>
+      Effect.map(store.read(limitOf(target)), (state) => ({
+        spent: spendOfAmount(state.spent),
+        reserved: spendOfAmount(state.reserved)
+      }))
 
     return {
+      reserve,
       check,
       record,
-      spent: (target) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          spentNow(target, now)),
+      spent: (target) => Effect.map(state(target), (state) => state.spent),
+      state,
       alerts,
       subscribe: PubSub.subscribe(alerts),
-      reset: Ref.set(accounts, new Map())
+      reset: Effect.zipRight(
+        store.reset,
+        Effect.sync(() => {
+          fired = new Map()
+        })
+      )
     } satisfies Service
   })
 
@@ -416,17 +627,111 @@ export interface GuardOptions {
   readonly scope?: string | undefined
 }
 
+/** What one guarded call learned of its spend: the sum of the attempts the recorder settled under it. */
+class Tally implements CallObserver.CallObserver {
+  attempts = 0
+  refusals = 0
+  usd = 0
+  tokens = 0
+  usdUnknown = false
+  tokensUnknown = false
+
+  readonly settled = (call: CallObserver.Settled): void => {
+    this.attempts++
+    if (call.usage === undefined) {
+      this.usdUnknown = true
+      this.tokensUnknown = true
+      return
+    }
+    this.tokens += call.usage.inputTokens + call.usage.outputTokens
+    if (call.costUsd === undefined) this.usdUnknown = true
+    else this.usd += call.costUsd
+  }
+
+  readonly refused = (): void => {
+    this.refusals++
+  }
+
+  /**
+   * The call's spend: what the attempts under it reported; an unknown part settles to the
+   * reservation (`undefined` here, resolved by the budget's `unmetered` rule), unless what is known
+   * is already more. `fallback` is the reply's own usage, for an `LLM` not built on `LLM.make`.
+   */
+  actual(reservation: Reservation, fallback: Spend | undefined, exit: Exit.Exit<unknown, unknown>): Spend | undefined {
+    if (this.attempts === 0) {
+      if (fallback !== undefined) return fallback
+      // Refused before any request (by the pipeline, a breaker, an inner budget): it cost nothing.
+      return this.refusals > 0 || refusedLocally(exit) ? zeroSpend : undefined
+    }
+    if (!this.usdUnknown && !this.tokensUnknown) return { usd: this.usd, tokens: this.tokens }
+    if (this.usd === 0 && this.tokens === 0) return undefined
+    if (reservation.unmetered === "zero") return { usd: this.usd, tokens: this.tokens }
+    return {
+      usd: this.usdUnknown ? Math.max(this.usd, reservation.reserved.usd) : this.usd,
+      tokens: this.tokensUnknown ? Math.max(this.tokens, reservation.reserved.tokens) : this.tokens
+    }
+  }
+}
+
+const zeroSpend: Spend = { usd: 0, tokens: 0 }
+
+/** Errors that mean a call was refused before any request. */
+const localRefusals: ReadonlySet<string> = new Set(["BudgetExceededError", "CircuitOpenError", "InvalidRequestError"])
+
+const refusedLocally = (exit: Exit.Exit<unknown, unknown>): boolean => {
+  if (Exit.isSuccess(exit)) return false
+  const failure = Cause.failureOption(exit.cause)
+  return Option.isSome(failure) && Predicate.hasProperty(failure.value, "_tag") &&
+    localRefusals.has(String(failure.value._tag))
+}
+
 const spendOf = (usage: Usage.Tokens, costUsd: number | undefined): Spend => ({
   usd: costUsd ?? 0,
   tokens: usage.inputTokens + usage.outputTokens
 })
 
+const estimateOf = (forecast: Tokens.Forecast): Estimate => ({
+  usd: forecast.maxUsd,
+  tokens: forecast.inputTokens + forecast.maxOutputTokens
+})
+
+/** Runs `effect` with `tally` told of every call the recorder settles in it. */
+const observed = <A, E, R>(tally: Tally, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(
+    Effect.serviceOption(CallObserver.CurrentCallObserver),
+    (parent) =>
+      Effect.provideService(
+        effect,
+        CallObserver.CurrentCallObserver,
+        CallObserver.chain(Option.getOrUndefined(parent), tally)
+      )
+  )
+
+/** Runs `stream` with `tally` told of every call the recorder settles in it. */
+const observedStream = <A, E, R>(tally: Tally, stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
+  Stream.unwrap(Effect.map(
+    Effect.serviceOption(CallObserver.CurrentCallObserver),
+    (parent) =>
+      Stream.provideService(
+        stream,
+        CallObserver.CurrentCallObserver,
+        CallObserver.chain(Option.getOrUndefined(parent), tally)
+      )
+  ))
+
 /**
- * An `LLM` whose calls count against the budget: a call fails with `BudgetExceededError` before any
- * request when a limit of the total, of the wrapped provider (its `providerId`) or of the scope is
- * reached; otherwise it goes through and its spend (the response's `usage` and `costUsd`, or the
- * stream's `Finish`) is recorded when it ends. A call that fails records nothing here (the provider
- * still counts it in its own usage); nor does a stream that breaks before its `Finish`.
+ * An `LLM` whose calls count against the budget, reserved before the call and settled after it:
+ *
+ * - the provider's `forecast` of the request (`maxUsd`, and `inputTokens + maxOutputTokens`
+ *   tokens) is reserved on every limit the call falls under (the total, the wrapped provider's
+ *   `providerId`, the scope), all or none, before any request. A call that does not fit on one of
+ *   them fails with `BudgetExceededError`, reserves nothing anywhere and reaches no server; so does
+ *   a call on an unpriced model under a USD limit, unless `unpriced: "allow"`.
+ * - when the call ends, however it ends, its reservation is replaced, exactly once, by what it
+ *   cost: the usage the provider reported, for failed, cut and interrupted calls too (Anthropic
+ *   bills the prompt of a stream cut after `message_start`); a call whose usage is unknown settles
+ *   to its reservation (or to nothing with `unmetered: "zero"`). A stream settles when it ends,
+ *   fails, or its consumer stops early.
  *
  * To budget each provider of a fallback chain, guard each provider and then chain them (with a
  * `when` that moves on after `BudgetExceededError`, which is not retryable).
@@ -440,29 +745,69 @@ export const guard: {
 } = dual(
   (args) => LLM.isLLM(args[0]),
   (llm: LLM.Service, budget: Service, options?: GuardOptions): LLM.Service => {
-    const call: Call = { provider: llm.providerId, scope: options?.scope }
-    const recordFinish = (chunk: Chunk.Chunk<Response.StreamEvent>): Effect.Effect<void> => {
-      const finish = Chunk.findLast(chunk, (event): event is Response.Finish => event._tag === "Finish")
-      return Option.isNone(finish)
-        ? Effect.void
-        : budget.record(call, spendOf(finish.value.usage, finish.value.costUsd))
-    }
-    return {
-      ...llm,
-      complete: (request) =>
-        Effect.zipRight(
-          budget.check(call),
-          Effect.tap(
-            llm.complete(request),
-            (response) => budget.record(call, spendOf(response.usage, response.costUsd))
-          )
-        ),
-      stream: (request) =>
-        Stream.unwrap(Effect.as(
-          budget.check(call),
-          Stream.mapChunksEffect(llm.stream(request), (chunk) => Effect.as(recordFinish(chunk), chunk))
-        ))
-    }
+    const provider = llm.providerId
+    const fixed: Call | undefined = options?.scope === undefined ? undefined : { provider, scope: options.scope }
+    const unscoped: Call = { provider }
+    /** The call's accounts: the guard's scope, else the scope of the calling context (a registry agent's). */
+    const callOf: Effect.Effect<Call> = fixed !== undefined ? Effect.succeed(fixed) : Effect.map(
+      Effect.serviceOption(BudgetScope.CurrentBudgetScope),
+      (scope) => Option.isNone(scope) ? unscoped : { provider, scope: scope.value }
+    )
+    const reserve = (forecast: Tokens.Forecast) =>
+      Effect.flatMap(callOf, (call) => budget.reserve(call, estimateOf(forecast)))
+    const complete = (request: LLM.CompletionRequest): Effect.Effect<Response.LLMResponse, LLMError.LLMError> =>
+      // The forecast may ask the provider (interruptible); the reservation and its release are
+      // one `acquireUseRelease`, so a call that reserved settles exactly once whatever happens.
+      Effect.flatMap(llm.forecast(request), (forecast) => {
+        // The call's state, made when it runs (an effect may run many times).
+        const tally = new Tally()
+        let reply: Spend | undefined
+        return Effect.acquireUseRelease(
+          reserve(forecast),
+          () =>
+            Effect.tap(observed(tally, llm.complete(request)), (response) => {
+              reply = response.usageUnknown === true ? undefined : spendOf(response.usage, response.costUsd)
+            }),
+          (reservation, exit) => reservation.settle(tally.actual(reservation, reply, exit))
+        )
+      })
+
+    const stream = (request: LLM.CompletionRequest): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
+      Stream.suspend(() => {
+        const tally = new Tally()
+        let reply: Spend | undefined
+        let reservation: Reservation | undefined
+        // The reservation is taken and remembered in one uninterruptible step; the finalizer of the
+        // whole stream (which runs after the provider stream's own, where the recorder settles a
+        // cut or abandoned call) settles it: once, when the stream ends, fails, is interrupted or
+        // its consumer stops early.
+        const open = Effect.flatMap(
+          llm.forecast(request),
+          (forecast) =>
+            Effect.uninterruptible(Effect.map(reserve(forecast), (reserved) => {
+              reservation = reserved
+              return observedStream(
+                tally,
+                Stream.mapChunks(llm.stream(request), (chunk) => {
+                  if (tally.attempts === 0) {
+                    // An LLM not built on `LLM.make`: its `Finish` is all there is to go by.
+                    const finish = Chunk.findLast(chunk, (event): event is Response.Finish => event._tag === "Finish")
+                    if (Option.isSome(finish) && finish.value.usageUnknown !== true) {
+                      reply = spendOf(finish.value.usage, finish.value.costUsd)
+                    }
+                  }
+                  return chunk
+                })
+              )
+            }))
+        )
+        return Stream.ensuringWith(
+          Stream.unwrap(open),
+          (exit) => reservation === undefined ? Effect.void : reservation.settle(tally.actual(reservation, reply, exit))
+        )
+      })
+
+    return { ...llm, complete, stream }
   }
 )
 

@@ -45,11 +45,14 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as Budget from "./Budget.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
+import * as BudgetScope from "./internal/budget/scope.js"
 import * as Pool from "./internal/pool.js"
 import * as Lifetime from "./internal/registry/lifetime.js"
 import * as Resilient from "./internal/registry/resilient.js"
@@ -258,6 +261,13 @@ export interface Service {
    * reports every result. The pings are real calls: they count in usage.
    */
   readonly checkConnectivity: (options?: ConnectivityOptions) => Effect.Effect<ReadonlyArray<ConnectivityResult>>
+  /**
+   * The budget of the config's `budget` (per provider and agent) and `budgets` (total, scopes)
+   * settings, when it has any: every attempt of a provider (a fallback's included) reserves its
+   * forecast on the total, its provider and, for an agent's calls, the agent's scope. Subscribe
+   * to its alerts, read its spend.
+   */
+  readonly budget: Option.Option<Budget.Service>
 }
 
 /**
@@ -565,9 +575,15 @@ export const make = (
         )
       }
     }
+    // The budget: each provider's calls (every attempt) reserve before they are sent.
+    const budgetOptions = budgetOptionsOf(config)
+    const budget = budgetOptions === undefined ? undefined : yield* Budget.make(budgetOptions)
+    const guarded = new Map(
+      Array.from(bases, ([id, llm]) => [id, budget === undefined ? llm : Budget.guard(llm, budget)] as const)
+    )
     const asFallback = new Map<string, LLM.Service>()
     for (const provider of providers) {
-      const base = bases.get(provider.id)!
+      const base = guarded.get(provider.id)!
       asFallback.set(
         provider.id,
         Resilient.resilient(base, { ...provider, fallbacks: undefined }, breakers.get(provider.id), [], closed)
@@ -579,7 +595,7 @@ export const make = (
     for (const provider of providers) {
       const base = bases.get(provider.id)!
       const service = Resilient.resilient(
-        base,
+        guarded.get(provider.id)!,
         provider,
         breakers.get(provider.id),
         targets(provider.fallbacks),
@@ -593,7 +609,7 @@ export const make = (
     for (const agent of Object.values(config.agents)) {
       if (!Resilient.hasOwnSettings(agent)) continue
       const provider = config.providers[agent.provider]!
-      const base = bases.get(provider.id)!
+      const base = guarded.get(provider.id)!
       const settings = Resilient.agentSettings(provider, agent)
       const breaker = agent.circuitBreaker === undefined
         ? breakers.get(provider.id)
@@ -631,7 +647,11 @@ export const make = (
         }
         const own = agentServices.get(agentId)
         return (own === undefined ? get(agent.provider) : Effect.succeed(own)).pipe(
-          Effect.map(withDefaults(agent)),
+          Effect.map((llm) => {
+            const withAgentDefaults = withDefaults(llm, agent)
+            // Its calls count against the agent's scope (under budgets.scopes "*" too).
+            return budget === undefined ? withAgentDefaults : BudgetScope.withScope(withAgentDefaults, agentId)
+          }),
           Effect.orDieWith((error) => new Error(`agent ${agentId}: ${error.message}`))
         )
       })
@@ -695,9 +715,36 @@ export const make = (
         all,
         (list) => Effect.forEach(list, ({ base }) => base.resetUsage, { discard: true })
       ),
-      checkConnectivity
+      checkConnectivity,
+      budget: Option.fromNullable(budget)
     } satisfies Service
   })
+
+/** The budget a config asks for, if it asks for one. */
+const budgetOptionsOf = (config: ProvidersConfig.ProvidersConfig): Budget.Options | undefined => {
+  const providers: Record<string, Budget.Limit> = {}
+  for (const provider of Object.values(config.providers)) {
+    if (provider.budget !== undefined) providers[provider.id] = provider.budget
+  }
+  const scopes: Record<string, Budget.Limit> = { ...config.budgets?.scopes }
+  for (const agent of Object.values(config.agents)) {
+    if (agent.budget !== undefined) scopes[agent.id] = agent.budget
+  }
+  const budgets = config.budgets
+  if (budgets === undefined && Object.keys(providers).length === 0 && Object.keys(scopes).length === 0) {
+    return undefined
+  }
+  return {
+    total: budgets?.total,
+    providers,
+    scopes,
+    thresholds: budgets?.thresholds,
+    committedThresholds: budgets?.committedThresholds,
+    unpriced: budgets?.unpriced,
+    unmetered: budgets?.unmetered,
+    maxReserveUsd: budgets?.maxReserveUsd
+  }
+}
 
 const validated = (service: Service, options?: Options): Effect.Effect<Service, ConnectivityError> =>
   options?.validateConnectivity !== true ? Effect.succeed(service) : service.checkConnectivity({

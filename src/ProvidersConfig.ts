@@ -158,6 +158,26 @@ export type RequestTimeoutSettings = Schema.Schema.Type<typeof RequestTimeoutSet
 export type CircuitBreakerSettings = Schema.Schema.Type<typeof CircuitBreakerSettingsSchema>
 
 /**
+ * A spend limit, as `Budget.Limit` takes it: `usd`, `tokens` (input plus output) and a rolling
+ * `window` (a duration) in the file. Under a provider it limits that provider's calls; under an
+ * agent, the agent's (its scope); under `budgets`, the total or a scope.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type BudgetSettings = Schema.Schema.Type<typeof BudgetSettingsSchema>
+
+/**
+ * The top-level `budgets` mapping: the `total` limit, limits per scope (`scopes`, with `"*"` for
+ * every scope not named) and the rules of `Budget.Options` (`thresholds`, `committed_thresholds`,
+ * `unpriced`, `unmetered`, `max_reserve_usd` in the file).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type BudgetsSettings = Schema.Schema.Type<typeof BudgetsSchema>
+
+/**
  * What the registry wraps a provider's (or an agent's) `LLM` in, in `Resilience.wrap`'s order:
  * `fallback(retry(circuitBreaker(timeout(llm))))`. A setting left out is not applied; `false` turns
  * it off (for an agent: turns off its provider's). An agent's setting replaces its provider's, field
@@ -208,6 +228,8 @@ export interface Provider extends ResilienceSettings {
   readonly apiVersion?: string | undefined
   /** Extra headers sent with every request; values are `Redacted`, as they often carry credentials. */
   readonly headers?: Readonly<Record<string, Redacted.Redacted<string>>> | undefined
+  /** `budget`: the limit of this provider's calls (every attempt, its agents' included). */
+  readonly budget?: BudgetSettings | undefined
 }
 
 /**
@@ -225,6 +247,8 @@ export interface Agent extends ResilienceSettings {
   readonly maxTokens?: number | undefined
   readonly temperature?: number | undefined
   readonly system?: string | undefined
+  /** `budget`: the limit of this agent's calls (the budget scope named by the agent's id). */
+  readonly budget?: BudgetSettings | undefined
 }
 
 /**
@@ -240,6 +264,8 @@ export interface ProvidersConfig {
   readonly providers: Readonly<Record<string, Provider>>
   /** By id, in the order of the file. */
   readonly agents: Readonly<Record<string, Agent>>
+  /** `budgets`: the total and per-scope limits, and the budget's rules. */
+  readonly budgets?: BudgetsSettings | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -383,6 +409,53 @@ export const CircuitBreakerSettingsSchema = Schema.Struct({
   window: optional(TimeoutSchema)
 }).annotations({ identifier: "CircuitBreakerSettings", ...strict })
 
+const NonNegativeNumber = expecting(NumberLike.pipe(Schema.finite(), Schema.nonNegative()), "a non-negative number")
+
+const Share = expecting(NumberLike.pipe(Schema.finite(), Schema.positive()), "a positive number (a share, e.g. 0.8)")
+
+/**
+ * A `budget` mapping of a provider or agent, or a limit under `budgets` (snake_case keys; unknown
+ * keys are refused): `usd`, `tokens`, `window`.
+ *
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const BudgetSettingsSchema = Schema.Struct({
+  usd: optional(NonNegativeNumber),
+  tokens: optional(NonNegativeInt),
+  window: optional(TimeoutSchema)
+}).annotations({ identifier: "BudgetSettings", ...strict })
+
+const BudgetSettingsField = expecting(BudgetSettingsSchema, "a mapping with usd, tokens and window", {
+  override: false
+})
+
+/**
+ * The top-level `budgets` mapping (snake_case keys; unknown keys are refused).
+ *
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const BudgetsSchema = Schema.Struct({
+  total: optional(BudgetSettingsField),
+  scopes: optional(expecting(
+    Schema.Record({ key: Schema.String, value: BudgetSettingsField }),
+    "a mapping of scope ids to limits",
+    { override: false }
+  )),
+  thresholds: optional(expecting(Schema.Array(Share), "a list of shares such as [0.5, 0.8, 1]", { override: false })),
+  committedThresholds: optionalKey(
+    expecting(Schema.Array(Share), "a list of shares such as [0.8, 1]", { override: false }),
+    "committed_thresholds"
+  ),
+  unpriced: optional(expecting(Schema.Literal("refuse", "allow"), "refuse or allow")),
+  unmetered: optional(expecting(Schema.Literal("reservation", "zero"), "reservation or zero")),
+  maxReserveUsd: optionalKey(
+    expecting(NumberLike.pipe(Schema.finite(), Schema.positive()), "a positive number"),
+    "max_reserve_usd"
+  )
+}).annotations({ identifier: "BudgetsSettings", ...strict })
+
 /**
  * A setting written as a mapping, as `false` (off), as `true` (when `whenTrue` is given) or as a
  * scalar that `scalar` reads. A mapping is decoded with `settings`, its problems named by their own
@@ -460,7 +533,8 @@ export const ProviderSchema = Schema.Struct({
   project: optional(NonEmptyString),
   apiVersion: optionalKey(NonEmptyString, "api_version"),
   headers: optional(Headers),
-  ...resilienceFields
+  ...resilienceFields,
+  budget: optional(BudgetSettingsField)
 }).annotations({ identifier: "Provider", ...strict })
 
 /**
@@ -483,7 +557,8 @@ export const AgentSchema = Schema.Struct({
   maxTokens: optionalKey(PositiveInt, "max_tokens"),
   temperature: optional(Temperature),
   system: optional(expecting(Schema.String, "a string")),
-  ...resilienceFields
+  ...resilienceFields,
+  budget: optional(BudgetSettingsField)
 }).annotations({ identifier: "Agent", ...strict })
 
 /**
@@ -512,7 +587,10 @@ export const FileSchema = Schema.Struct({
     Schema.Record({ key: Schema.String, value: AgentSchema }),
     "a mapping of agent ids to agents",
     { override: false }
-  ))
+  )),
+  budgets: optional(expecting(BudgetsSchema, "a mapping with total, scopes and the budget's rules", {
+    override: false
+  }))
 }).annotations({ identifier: "ProvidersConfig", ...strict })
 
 /**
@@ -573,7 +651,9 @@ const resolve = (file: FileSettings, source: string): ProvidersConfig => {
   for (const [id, settings] of Object.entries(file.agents ?? {})) {
     agents[id] = { ...settings, id }
   }
-  return { source, providers, agents }
+  return file.budgets === undefined
+    ? { source, providers, agents }
+    : { source, providers, agents, budgets: file.budgets }
 }
 
 /**

@@ -19,13 +19,32 @@ import * as MockLLM from "../src/testing/MockLLM.js"
 
 const request: LLM.CompletionRequest = { messages: [Message.user("Hi")] }
 
-/** A mock whose every call costs `costUsd` and `tokens` (half in, half out). */
+/**
+ * A mock whose forecast is zero: the budget reserves nothing for its calls, so these tests see
+ * limits reached by what calls spent (the reservations are tested in Budget.reserve.test.ts).
+ */
+const zeroForecast = (mock: MockLLM.Service): MockLLM.Service => ({
+  ...mock,
+  forecast: (r) =>
+    Effect.succeed({
+      model: r.model ?? mock.defaultModel,
+      inputTokens: 0,
+      maxOutputTokens: 0,
+      maxUsd: 0,
+      method: "estimate" as const
+    })
+})
+
+/** A mock whose every call costs `costUsd` and `tokens` (half in, half out), with a zero forecast. */
 const priced = (costUsd: number, options?: { readonly tokens?: number; readonly providerId?: string }) =>
-  MockLLM.make(() =>
-    MockLLM.text("ok", {
-      costUsd,
-      usage: { inputTokens: (options?.tokens ?? 20) / 2, outputTokens: (options?.tokens ?? 20) / 2 }
-    }), { providerId: options?.providerId ?? "mock" })
+  Effect.map(
+    MockLLM.make(() =>
+      MockLLM.text("ok", {
+        costUsd,
+        usage: { inputTokens: (options?.tokens ?? 20) / 2, outputTokens: (options?.tokens ?? 20) / 2 }
+      }), { providerId: options?.providerId ?? "mock" }),
+    zeroForecast
+  )
 
 const calls = (llm: MockLLM.Service) => Effect.map(llm.requests, (requests) => requests.length)
 
@@ -57,7 +76,9 @@ describe("Budget", () => {
       const cost = 0.1
       const limit = 1
       const workers = 4
-      const mock = yield* MockLLM.make(() => MockLLM.text("ok", { costUsd: cost }), { latency: "1 second" })
+      const mock = zeroForecast(
+        yield* MockLLM.make(() => MockLLM.text("ok", { costUsd: cost }), { latency: "1 second" })
+      )
       const budget = yield* Budget.make({ total: { usd: limit } })
       // What the budget had spent when each call reached the provider.
       const spentAtStart = yield* Ref.make<ReadonlyArray<number>>([])
@@ -227,7 +248,7 @@ describe("Budget", () => {
       expect(yield* MockLLM.requests).toHaveLength(1)
     }).pipe(
       Effect.provide(
-        Budget.layer({ scopes: { planner: { usd: 0.5 } }, scope: "planner" }).pipe(
+        Budget.layer({ scopes: { planner: { usd: 0.5 } }, scope: "planner", unpriced: "allow" }).pipe(
           Layer.provideMerge(
             MockLLM.layer(() => MockLLM.text("ok", { costUsd: 0.5, usage: { inputTokens: 10, outputTokens: 10 } }))
           )
@@ -254,5 +275,5 @@ describe("Budget", () => {
       yield* b.complete(request)
       expect((yield* Effect.flip(a.complete(request)))._tag).toBe("BudgetExceededError")
       expect((yield* budget.spent(Budget.Target.total)).usd).toBeCloseTo(1.2)
-    }).pipe(Effect.provide(Layer.effect(Budget.Budget, Budget.make({ total: { usd: 1 } })))))
+    }).pipe(Effect.provide(Layer.effect(Budget.Budget, Budget.make({ total: { usd: 1 }, unpriced: "allow" })))))
 })

@@ -410,7 +410,7 @@ ${agents}`)
           "test/providers.yaml:15:51: agents.reader.same_model: has no effect without fallbacks (the agent's own, or its provider claude_main's)",
           "test/providers.yaml:16:36: agents.critic.request_timeout: set at least one of total, first_event, idle",
           "test/providers.yaml:16:81: agents.critic.oops: unknown field; expected one of: provider, model, max_tokens, temperature, system, retry, " +
-          "request_timeout, circuit_breaker, fallbacks, same_model"
+          "request_timeout, circuit_breaker, fallbacks, same_model, budget"
         ])
       }))
 
@@ -639,7 +639,7 @@ top_level: 1
   - examples/bad.yaml:6:5: providers.claude_main.max_tokens: expected a positive integer, got "lots"
   - examples/bad.yaml:7:5: providers.claude_main.timeout: expected a duration such as "30 seconds" or a number of seconds, got "soon"
   - examples/bad.yaml:8:5: providers.claude_main.base_url: expected an http(s) URL, got "api.anthropic.com"
-  - examples/bad.yaml:9:5: providers.claude_main.max_token: unknown field; expected one of: type, api_key, default_model, max_tokens, base_url, timeout, pricing, organization, project, api_version, headers, retry, request_timeout, circuit_breaker, fallbacks, same_model
+  - examples/bad.yaml:9:5: providers.claude_main.max_token: unknown field; expected one of: type, api_key, default_model, max_tokens, base_url, timeout, pricing, organization, project, api_version, headers, retry, request_timeout, circuit_breaker, fallbacks, same_model, budget
   - examples/bad.yaml:12:5: providers.openai_main.organization: environment variable OPENAI_ORG is not set
   - examples/bad.yaml:13:5: providers.openai_main.api_version: is not taken by an openai provider (litellm only)
   - examples/bad.yaml:10:3: providers.openai_main.api_key: is required for an openai provider (for example api_key: \${OPENAI_API_KEY})
@@ -652,7 +652,7 @@ top_level: 1
   - examples/bad.yaml:23:3: agents.coder.provider: is required
   - examples/bad.yaml:24:36: agents.writer.max_tokens: expected a positive integer, got 0
   - examples/bad.yaml:25:32: agents.analyst.model: "gpt-4o" is not a Claude model, and provider priced is an anthropic provider
-  - examples/bad.yaml:26:1: top_level: unknown field; expected one of: providers, agents`
+  - examples/bad.yaml:26:1: top_level: unknown field; expected one of: providers, agents, budgets`
         )
       }))
 

@@ -119,7 +119,8 @@ const sturdy = LLM.complete(ask).pipe(Effect.provide(Sturdy))
 const Budgeted = Budget.layer({
   total: { usd: 1 },
   scopes: { "*": { usd: 0.5, window: "1 hour" } },
-  scope: "planner"
+  scope: "planner",
+  unpriced: "allow" // the mock's model has no price: admit it, count its tokens and reported cost
 }).pipe(Layer.provideMerge(MockLLM.layer(() => MockLLM.text("Sure.", { costUsd: 0.2 }))))
 
 const budgeted = Effect.gen(function*() {
@@ -138,7 +139,7 @@ const budgeted = Effect.gen(function*() {
 // #region rolling-window
 const rolling = Effect.gen(function*() {
   const provider = yield* MockLLM.make(() => MockLLM.text("ok", { costUsd: 0.5 }))
-  const budget = yield* Budget.make({ total: { usd: 1, window: "1 hour" } })
+  const budget = yield* Budget.make({ total: { usd: 1, window: "1 hour" }, unpriced: "allow" })
   const llm = Budget.guard(provider, budget)
   yield* llm.complete(ask)
   yield* llm.complete(ask)

@@ -27,6 +27,7 @@ import * as Pricing from "../Pricing.js"
 import type * as Response from "../Response.js"
 import * as Telemetry from "../Telemetry.js"
 import * as Usage from "../Usage.js"
+import * as CallObserver from "./budget/observer.js"
 import { ResponseBuilder } from "./builder.js"
 import * as internal from "./telemetry.js"
 
@@ -85,6 +86,8 @@ export class Recorder {
   private started: Started | undefined = undefined
   private first = true
   private settled = false
+  /** The budget guards around the call (from the calling fiber's context), told how it settled. */
+  private observer: CallObserver.CallObserver | undefined = undefined
 
   constructor(
     readonly ledger: Ledger,
@@ -107,6 +110,11 @@ export class Recorder {
     const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
     const started = clock.unsafeCurrentTimeNanos()
     const recordContent = fiber.getFiberRef(Telemetry.recordContent)
+    this.observer = Context.getOrElse(
+      fiber.getFiberRef(FiberRef.currentContext),
+      CallObserver.CurrentCallObserver,
+      () => undefined
+    )
     if (recordContent) {
       span.event(Telemetry.EventNames.prompt, started, { [Telemetry.Attributes.prompt]: internal.promptJson(request) })
       this.content = new ResponseBuilder()
@@ -207,6 +215,7 @@ export class Recorder {
       const call = this.started
       if (this.settled || call === undefined) return Effect.void
       this.settled = true
+      this.observer?.refused()
       const info = internal.errorInfo(error)
       internal.annotateRefused(call.span, info)
       this.ledger.instruments.refuse(this.model, info.tag, call.metricTags)
@@ -245,6 +254,7 @@ export class Recorder {
       if (this.settled || call === undefined) return Effect.void
       this.settled = true
       const settled = outcome()
+      this.observer?.settled({ usage: settled.usage, costUsd: settled.costUsd })
       const record = Effect.zipRight(
         this.ledger.tracker.record({
           model: this.model,

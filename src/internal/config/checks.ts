@@ -3,6 +3,7 @@
  * `${VAR}` substitution), so that they are reported in the same round as the Schema's problems.
  */
 import * as Option from "effect/Option"
+import { budgetChecks } from "./budget.js"
 import { isRecord, onOff, type Path, type Problem, startsWith } from "./problem.js"
 import { inferType, type ProviderType, providerTypes } from "./providerType.js"
 
@@ -126,6 +127,7 @@ export const crossChecks = (document: unknown, failed: ReadonlyArray<Path>): Che
     }
   }
   problems.push(...resilienceChecks(providers, agents))
+  problems.push(...budgetChecks(document))
   return { problems, outlines }
 }
 

@@ -9,10 +9,17 @@ import { describe, isRecord, type Path, type Problem, renderPath } from "./probl
 
 const resilienceKeys = ["retry", "request_timeout", "circuit_breaker", "fallbacks", "same_model"]
 
+/** The fields of a budget limit. */
+const limitKeys = ["usd", "tokens", "window"]
+
 const knownKeys = (path: Path): ReadonlyArray<string> | undefined => {
   switch (path.length) {
     case 1:
-      return ["providers", "agents"]
+      return ["providers", "agents", "budgets"]
+    case 2:
+      return path[0] === "budgets"
+        ? ["total", "scopes", "thresholds", "committed_thresholds", "unpriced", "unmetered", "max_reserve_usd"]
+        : undefined
     case 3:
       return path[0] === "providers"
         ? [
@@ -27,14 +34,20 @@ const knownKeys = (path: Path): ReadonlyArray<string> | undefined => {
           "project",
           "api_version",
           "headers",
-          ...resilienceKeys
+          ...resilienceKeys,
+          "budget"
         ]
         : path[0] === "agents"
-        ? ["provider", "model", "max_tokens", "temperature", "system", ...resilienceKeys]
+        ? ["provider", "model", "max_tokens", "temperature", "system", ...resilienceKeys, "budget"]
+        : path[0] === "budgets" && path[1] === "total"
+        ? limitKeys
         : undefined
     case 4:
+      if (path[0] === "budgets" && path[1] === "scopes") return limitKeys
       if (path[0] !== "providers" && path[0] !== "agents") return undefined
       switch (path[2]) {
+        case "budget":
+          return limitKeys
         case "retry":
           return ["max_retries", "base_delay", "factor", "max_delay", "max_retry_after", "max_elapsed", "jitter"]
         case "request_timeout":
