@@ -13,7 +13,8 @@ describe("LLM.isLLM", () => {
     Effect.gen(function*() {
       const llm = yield* MockLLM.make(["a", "b", "c", "d", "e", "f"].map((t) => MockLLM.text(t)))
       expect(LLM.isLLM(llm)).toBe(true)
-      const budget = yield* Budget.make({ total: { usd: 10 } })
+      // The mock model has no price: a USD budget admits it only when told to
+      const budget = yield* Budget.make({ total: { usd: 10 }, unpriced: "allow" })
       const wrappedAll = [
         Resilience.withRetry(llm),
         Resilience.withRetry()(llm),
