@@ -277,7 +277,7 @@ layer(FakeProviderServer.layer())("Tokens through the providers", (it) => {
       const error = yield* Effect.flip(llm.complete(request))
       expect(error._tag).toBe("ContextLengthError")
       expect(error.message).toMatch(
-        /the prompt \(13\d{4} tokens \(tokenizer\)\) plus maxTokens \(1000\) is more than the context window of gpt-4o \(128000 tokens\)/
+        /the prompt \(13\d{4} tokens, by the tokenizer\) plus maxTokens 1000 is more than the context window of gpt-4o \(128000 tokens\), refused before any request/
       )
       const streamed = yield* Effect.flip(Stream.runDrain(llm.stream(request)))
       expect(streamed._tag).toBe("ContextLengthError")
@@ -333,7 +333,9 @@ layer(FakeProviderServer.layer())("Tokens through the providers", (it) => {
       const llm = yield* anthropic(server)
       const error = yield* Effect.flip(llm.complete(request))
       expect(error._tag).toBe("ContextLengthError")
-      expect(error.message).toContain("the prompt (198000 tokens (counted by the provider)) plus maxTokens (4096)")
+      expect(error.message).toContain(
+        "the prompt (198000 tokens, counted by the provider) plus maxTokens 4096 is more than the context window of claude-haiku-4-5 (200000 tokens)"
+      )
       expect((yield* server.requests).map((r) => r.path)).toEqual(["/v1/messages/count_tokens"])
 
       const clamping = yield* anthropic(server, { clampMaxTokens: true })
