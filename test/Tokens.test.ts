@@ -13,8 +13,11 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
+import * as Url from "node:url"
 import type * as LLM from "../src/LLM.js"
 import * as Message from "../src/Message.js"
 import * as Pricing from "../src/Pricing.js"
@@ -91,6 +94,80 @@ describe("Tokens (MockLLM)", () => {
       expect((yield* Tokens.count(request)).method).toBe("estimate")
       expect((yield* Tokens.forecast(request, { method: "provider" })).inputTokens).toBe(42)
     }).pipe(Effect.provide(MockLLM.layer([], { countTokens: 42 }))))
+
+  it.effect("OpenAI tool definitions as the cookbook counts them (its get_current_weather example)", () =>
+    Effect.gen(function*() {
+      const request: LLM.CompletionRequest = {
+        system: "You are a helpful assistant that can answer to questions about the weather.",
+        messages: [Message.user("What's the weather like in San Francisco?")],
+        tools: [{
+          name: "get_current_weather",
+          description: "Get the current weather in a given location",
+          parameters: {
+            type: "object",
+            properties: {
+              location: { type: "string", description: "The city and state, e.g. San Francisco, CA" },
+              unit: {
+                type: "string",
+                description: "The unit of temperature to return",
+                enum: ["celsius", "fahrenheit"]
+              }
+            },
+            required: ["location"]
+          }
+        }]
+      }
+      expect(yield* Tokens.count({ ...request, model: "gpt-4o" })).toEqual({ inputTokens: 101, method: "tokenizer" })
+      expect(yield* Tokens.count({ ...request, model: "gpt-4o-mini" })).toEqual({
+        inputTokens: 101,
+        method: "tokenizer"
+      })
+      expect(yield* Tokens.count({ ...request, model: "gpt-4" })).toEqual({ inputTokens: 105, method: "tokenizer" })
+      expect(yield* Tokens.count({ ...request, model: "openai/gpt-3.5-turbo" }))
+        .toEqual({ inputTokens: 105, method: "tokenizer" })
+    }).pipe(Effect.provide(MockLLM.layer([]))))
+
+  it("importing the package loads no tokenizer module; the first count of an OpenAI model does", () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "tokens-lazy-"))
+    const log = Path.join(dir, "loaded.txt")
+    const hook = Path.join(dir, "hook.mjs")
+    Fs.writeFileSync(log, "")
+    Fs.writeFileSync(
+      hook,
+      `import * as Fs from "node:fs"
+export async function resolve(specifier, context, next) {
+  const resolved = await next(specifier, context)
+  if (/gpt-tokenizer|js-tiktoken/.test(resolved.url)) Fs.appendFileSync(${JSON.stringify(log)}, resolved.url + "\\n")
+  return resolved
+}`
+    )
+    const register = `import { register } from "node:module"; register(${JSON.stringify(Url.pathToFileURL(hook).href)})`
+    const run = (code: string) => {
+      Fs.writeFileSync(log, "")
+      ChildProcess.execFileSync(process.execPath, [
+        "--import",
+        "tsx",
+        "--import",
+        `data:text/javascript,${encodeURIComponent(register)}`,
+        "--input-type=module",
+        "-e",
+        code
+      ], { cwd: Path.join(import.meta.dirname, ".."), encoding: "utf8" })
+      return Fs.readFileSync(log, "utf8").split("\n").filter((line) => line !== "")
+    }
+    try {
+      expect(run(`await import("./src/index.ts"); await import("./src/testing/index.ts")`)).toEqual([])
+      const counted = run(`
+        const { Effect } = await import("effect")
+        const { Message } = await import("./src/index.ts")
+        const { MockLLM } = await import("./src/testing/index.ts")
+        await Effect.runPromise(Effect.flatMap(MockLLM.make([]), (llm) =>
+          llm.countTokens({ model: "gpt-4o", messages: [Message.user("Hi")] })))`)
+      expect(counted.some((url) => url.includes("gpt-tokenizer"))).toBe(true)
+    } finally {
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
 
   it.effect("a request that cannot be sent as JSON is refused, as a call is", () =>
     Effect.gen(function*() {
@@ -277,7 +354,7 @@ layer(FakeProviderServer.layer())("Tokens through the providers", (it) => {
       const error = yield* Effect.flip(llm.complete(request))
       expect(error._tag).toBe("ContextLengthError")
       expect(error.message).toMatch(
-        /the prompt \(13\d{4} tokens \(tokenizer\)\) plus maxTokens \(1000\) is more than the context window of gpt-4o \(128000 tokens\)/
+        /the prompt \(13\d{4} tokens, by the tokenizer\) plus maxTokens 1000 is more than the context window of gpt-4o \(128000 tokens\), refused before any request/
       )
       const streamed = yield* Effect.flip(Stream.runDrain(llm.stream(request)))
       expect(streamed._tag).toBe("ContextLengthError")
@@ -333,7 +410,9 @@ layer(FakeProviderServer.layer())("Tokens through the providers", (it) => {
       const llm = yield* anthropic(server)
       const error = yield* Effect.flip(llm.complete(request))
       expect(error._tag).toBe("ContextLengthError")
-      expect(error.message).toContain("the prompt (198000 tokens (counted by the provider)) plus maxTokens (4096)")
+      expect(error.message).toContain(
+        "the prompt (198000 tokens, counted by the provider) plus maxTokens 4096 is more than the context window of claude-haiku-4-5 (200000 tokens)"
+      )
       expect((yield* server.requests).map((r) => r.path)).toEqual(["/v1/messages/count_tokens"])
 
       const clamping = yield* anthropic(server, { clampMaxTokens: true })

@@ -174,11 +174,13 @@ export const make = (driver: LLM.Driver): Effect.Effect<LLM.Service> =>
         }
       }
       const prompt = counted.method === "estimate"
-        ? `at least ${counted.inputTokens} tokens (estimated)`
-        : `${counted.inputTokens} tokens (${counted.method === "provider" ? "counted by the provider" : "tokenizer"})`
+        ? `at least ${counted.inputTokens} tokens, estimated`
+        : `${counted.inputTokens} tokens, ${
+          counted.method === "provider" ? "counted by the provider" : "by the tokenizer"
+        }`
       return new LLMError.ContextLengthError({
         provider: driver.providerId,
-        message: `${driver.providerId}: the prompt (${prompt}) plus maxTokens (${resolved.maxTokens}) is more than ` +
+        message: `${driver.providerId}: the prompt (${prompt}) plus maxTokens ${resolved.maxTokens} is more than ` +
           `the context window of ${resolved.model} (${window} tokens), refused before any request` +
           (why === ""
             ? `: lower maxTokens to ${Math.max(room, 0)} or less, shorten the prompt, or set clampMaxTokens`

@@ -1085,7 +1085,7 @@ const notCounted = ["max_tokens", "stream", "temperature", "top_p", "top_k", "st
  * ```ts
  * import { FakeProviderServer } from "@orchestify/providers/testing"
  *
- * FakeProviderServer.countTokensOf({ model: "claude-sonnet-4-6", messages: [{ role: "user", content: "Hi" }] }) // 8
+ * FakeProviderServer.countTokensOf({ model: "claude-sonnet-4-6", messages: [{ role: "user", content: "Hi" }] }) // 12
  * ```
  *
  * @since 0.1.0
