@@ -707,18 +707,6 @@ const observed = <A, E, R>(tally: Tally, effect: Effect.Effect<A, E, R>): Effect
       )
   )
 
-/** Runs `stream` with `tally` told of every call the recorder settles in it. */
-const observedStream = <A, E, R>(tally: Tally, stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
-  Stream.unwrap(Effect.map(
-    Effect.serviceOption(CallObserver.CurrentCallObserver),
-    (parent) =>
-      Stream.provideService(
-        stream,
-        CallObserver.CurrentCallObserver,
-        CallObserver.chain(Option.getOrUndefined(parent), tally)
-      )
-  ))
-
 /**
  * An `LLM` whose calls count against the budget, reserved before the call and settled after it:
  *
@@ -782,22 +770,24 @@ export const guard: {
         // cut or abandoned call) settles it: once, when the stream ends, fails, is interrupted or
         // its consumer stops early.
         const open = Effect.flatMap(
-          llm.forecast(request),
-          (forecast) =>
+          Effect.zip(llm.forecast(request), Effect.serviceOption(CallObserver.CurrentCallObserver)),
+          ([forecast, parent]) =>
             Effect.uninterruptible(Effect.map(reserve(forecast), (reserved) => {
               reservation = reserved
-              return observedStream(
-                tally,
-                Stream.mapChunks(llm.stream(request), (chunk) => {
-                  if (tally.attempts === 0) {
-                    // An LLM not built on `LLM.make`: its `Finish` is all there is to go by.
-                    const finish = Chunk.findLast(chunk, (event): event is Response.Finish => event._tag === "Finish")
-                    if (Option.isSome(finish) && finish.value.usageUnknown !== true) {
-                      reply = spendOf(finish.value.usage, finish.value.costUsd)
-                    }
+              const events = Stream.mapChunks(llm.stream(request), (chunk) => {
+                if (tally.attempts === 0) {
+                  // An LLM not built on `LLM.make`: its `Finish` is all there is to go by.
+                  const finish = Chunk.findLast(chunk, (event): event is Response.Finish => event._tag === "Finish")
+                  if (Option.isSome(finish) && finish.value.usageUnknown !== true) {
+                    reply = spendOf(finish.value.usage, finish.value.costUsd)
                   }
-                  return chunk
-                })
+                }
+                return chunk
+              })
+              return Stream.provideService(
+                events,
+                CallObserver.CurrentCallObserver,
+                CallObserver.chain(Option.getOrUndefined(parent), tally)
               )
             }))
         )
