@@ -6,8 +6,10 @@
  * CPU time (`process.cpuUsage`, user + system) and wall time: medians over the rounds, min-max,
  * and the guard's cost (guarded minus unguarded) against the issue's target of 20 µs of CPU.
  *
- * Cases: a total limit only (2 accounts: total, provider), and total + provider + scope with
- * rolling windows (3 accounts, windowed). Streams are measured too (`stream` drained).
+ * Cases: a total limit only (2 accounts: total, provider); the same with the forecast made once
+ * (the guard's own work: reserve, observe, settle, without the token count of `LLM.forecast`);
+ * total + provider + scope with rolling windows (3 accounts). Streams are measured too (`stream`
+ * drained).
  *
  * Options: `--rounds N` (default 15), `--calls N` per batch (default 2000), `--json` (also print
  * the results as JSON).
@@ -78,9 +80,18 @@ const makeCases = Effect.gen(function*() {
     scopes: { "*": { usd: 1e9, window: "1 hour" } }
   })
   const guardedTotal = Budget.guard(mock, totalOnly)
+  // The same provider with its forecast made once: the guard's own cost, without counting tokens.
+  const forecast = yield* mock.forecast(request)
+  const preForecast: LLM.Service = { ...mock, forecast: () => Effect.succeed(forecast) }
+  const guardedPre = Budget.guard(preForecast, totalOnly)
   const guardedWindowed = Budget.guard(mock, windowed, { scope: "planner" })
   const cases: ReadonlyArray<Case> = [
     { name: "complete, total limit (2 accounts)", plain: completeBatch(mock), guarded: completeBatch(guardedTotal) },
+    {
+      name: "complete, total limit, forecast precomputed (the guard without counting)",
+      plain: completeBatch(mock),
+      guarded: completeBatch(guardedPre)
+    },
     {
       name: "complete, total + provider + scope, windowed (3 accounts)",
       plain: completeBatch(mock),
