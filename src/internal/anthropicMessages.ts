@@ -191,6 +191,21 @@ export const toParams = (request: Provider.ResolvedRequest): Params => {
   return params
 }
 
+/**
+ * The body of a `count_tokens` request: what the model reads (model, messages, system, tools,
+ * tool choice, thinking), without the fields the endpoint refuses (`max_tokens`, sampling,
+ * metadata).
+ */
+export const toCountParams = (request: Provider.ResolvedRequest): Sdk.MessageCountTokensParams => {
+  const params = toParams(request)
+  const out: Sdk.MessageCountTokensParams = { model: params.model, messages: params.messages }
+  if (params.system !== undefined) out.system = params.system
+  if (params.tools !== undefined) out.tools = params.tools
+  if (params.tool_choice !== undefined) out.tool_choice = params.tool_choice
+  if (params.thinking !== undefined) out.thinking = params.thinking
+  return out
+}
+
 /** Maps a complete Messages API reply (its JSON body, shape checked here) to neutral events. */
 export const fromMessage = (
   ctx: Errors.ErrorContext,

@@ -11,6 +11,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Stream from "effect/Stream"
+import * as Capabilities from "../Capabilities.js"
 import type * as LLM from "../LLM.js"
 import * as LLMError from "../LLMError.js"
 import * as Pricing from "../Pricing.js"
@@ -101,22 +102,121 @@ export const make = (driver: LLM.Driver): Effect.Effect<LLM.Service> =>
     const validate = (request: ResolvedRequest): LLMError.LLMError | undefined =>
       unsendable(driver.providerId, request) ?? driver.validate?.(request)
 
+    // -------------------------------------------------------------------------
+    // The context-fit guard
+    // -------------------------------------------------------------------------
+
+    /** The context window of a model, `undefined` when the model is unknown (the window is a guess). */
+    const windows = new Map<string, number | undefined>()
+    const windowOf = (model: string): number | undefined => {
+      if (windows.has(model)) return windows.get(model)
+      const capabilities = driver.capabilities(model)
+      const window = capabilities === Capabilities.unknown ? undefined : capabilities.contextWindow
+      if (windows.size < 1024) windows.set(model, window)
+      return window
+    }
+
+    /**
+     * Whether a request surely fits its model's window, with no count: every BPE token is at least
+     * one UTF-8 byte and a UTF-16 unit at most 3 bytes, so 3 x its characters (plus generous
+     * framing) bounds its tokens. Most requests are far from the window and pass here.
+     */
+    const fitsSurely = (resolved: ResolvedRequest): boolean => {
+      const window = windowOf(resolved.model)
+      return window === undefined || Tokenizer.upperBound(resolved) + resolved.maxTokens <= window
+    }
+
+    /**
+     * A request near its model's window, counted: the request to send (itself, or with `maxTokens`
+     * clamped to fit when the driver says so), or the `ContextLengthError` that refuses it. The
+     * local count first; when it says the request does not fit, the driver's exact count decides
+     * (an over-estimate never refuses a request that fits). With neither an exact count nor a
+     * tokenizer, the estimate refuses only a request that would not fit even at twice its density;
+     * a count that fails leaves the request to the provider.
+     */
+    const fit = (resolved: ResolvedRequest): Effect.Effect<ResolvedRequest | LLMError.ContextLengthError> => {
+      const window = windowOf(resolved.model)
+      if (window === undefined) return Effect.succeed(resolved)
+      return Effect.flatMap(Tokenizer.countLocal(resolved), (local) => {
+        if (local.inputTokens + resolved.maxTokens <= window) return Effect.succeed(resolved)
+        if (driver.countTokens !== undefined) {
+          return Effect.match(driver.countTokens(resolved), {
+            onFailure: () => driver.clampMaxTokens === true ? decide(resolved, window, local) : resolved,
+            onSuccess: (inputTokens) => decide(resolved, window, { inputTokens, method: "provider" })
+          })
+        }
+        if (local.method === "estimate" && driver.clampMaxTokens !== true) {
+          const lower = Math.floor(local.inputTokens / 2)
+          return Effect.succeed(
+            lower + resolved.maxTokens <= window ? resolved : decide(resolved, window, { ...local, inputTokens: lower })
+          )
+        }
+        return Effect.succeed(decide(resolved, window, local))
+      })
+    }
+
+    const decide = (
+      resolved: ResolvedRequest,
+      window: number,
+      counted: Tokens.TokenCount
+    ): ResolvedRequest | LLMError.ContextLengthError => {
+      if (counted.inputTokens + resolved.maxTokens <= window) return resolved
+      const room = window - counted.inputTokens
+      let why = ""
+      if (driver.clampMaxTokens === true) {
+        if (room >= 1) {
+          const clamped: ResolvedRequest = { ...resolved, maxTokens: room }
+          const problem = driver.validate?.(clamped)
+          if (problem === undefined) return clamped
+          why = `; maxTokens clamped to ${room} is refused: ${problem.message}`
+        } else {
+          why = "; no room is left for any output"
+        }
+      }
+      const prompt = counted.method === "estimate"
+        ? `at least ${counted.inputTokens} tokens, estimated`
+        : `${counted.inputTokens} tokens, ${
+          counted.method === "provider" ? "counted by the provider" : "by the tokenizer"
+        }`
+      return new LLMError.ContextLengthError({
+        provider: driver.providerId,
+        message: `${driver.providerId}: the prompt (${prompt}) plus maxTokens ${resolved.maxTokens} is more than ` +
+          `the context window of ${resolved.model} (${window} tokens), refused before any request` +
+          (why === ""
+            ? `: lower maxTokens to ${Math.max(room, 0)} or less, shorten the prompt, or set clampMaxTokens`
+            : why)
+      })
+    }
+
     const openSpan = (tracing: boolean, name: string, resolved: ResolvedRequest) =>
       tracing
         ? Effect.makeSpan(name, internal.spanOptions(driver.providerType, driver.providerId, resolved))
         : Effect.succeed(internal.unobservedSpan)
 
-    const complete = (request: LLM.CompletionRequest): Effect.Effect<Response.LLMResponse, LLMError.LLMError> =>
+    const complete = (request: LLM.CompletionRequest): Effect.Effect<Response.LLMResponse, LLMError.LLMError> => {
+      const resolved = resolve(request)
+      const invalid = validate(resolved)
+      if (invalid !== undefined || fitsSurely(resolved)) return completeResolved(resolved, invalid)
+      // Near the context window: counted before the call starts (an interrupted count is no call).
+      return Effect.flatMap(
+        fit(resolved),
+        (fitted) =>
+          LLMError.isLLMError(fitted) ? completeResolved(resolved, fitted) : completeResolved(fitted, undefined)
+      )
+    }
+
+    const completeResolved = (
+      resolved: ResolvedRequest,
+      invalid: LLMError.LLMError | undefined
+    ): Effect.Effect<Response.LLMResponse, LLMError.LLMError> =>
       // The call starts (its span, its recorder, its finalizer) in one uninterruptible step; only the
       // driver's request can be interrupted, and whatever happens the recorder records the call.
       Effect.uninterruptibleMask((restore) =>
         Effect.withFiberRuntime<Response.LLMResponse, LLMError.LLMError>((fiber) => {
-          const resolved = resolve(request)
           const tracing = internal.observed(fiber)
           return Effect.flatMap(openSpan(tracing, Telemetry.SpanNames.complete, resolved), (span) => {
             const recorder = new Recorder(ledger, resolved.model)
             recorder.start(fiber, Telemetry.SpanNames.complete, span, resolved)
-            const invalid = validate(resolved)
             const call: Effect.Effect<Response.LLMResponse, LLMError.LLMError> = invalid !== undefined
               ? Effect.zipRight(recorder.refuse(invalid), Effect.failCause(Cause.fail(invalid)))
               : restore(driver.send(resolved, recorder.report)).pipe(
@@ -142,10 +242,23 @@ export const make = (driver: LLM.Driver): Effect.Effect<LLM.Service> =>
       )
 
     const stream = (request: LLM.CompletionRequest): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
+      Stream.suspend(() => {
+        const resolved = resolve(request)
+        const invalid = validate(resolved)
+        if (invalid !== undefined || fitsSurely(resolved)) return streamResolved(resolved, invalid)
+        return Stream.unwrap(Effect.map(
+          fit(resolved),
+          (fitted) => LLMError.isLLMError(fitted) ? streamResolved(resolved, fitted) : streamResolved(fitted, undefined)
+        ))
+      })
+
+    const streamResolved = (
+      resolved: ResolvedRequest,
+      invalid: LLMError.LLMError | undefined
+    ): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
       // One channel finalizer ends the span and records a stream that did not reach its `Finish`
       // (lighter than `Stream.withSpan` + `Stream.unwrap` + `Stream.ensuringWith`).
       Stream.fromChannel(Channel.suspend(() => {
-        const resolved = resolve(request)
         // The call's one piece of state, owned by this stream.
         const recorder = new Recorder(ledger, resolved.model)
 
@@ -190,7 +303,6 @@ export const make = (driver: LLM.Driver): Effect.Effect<LLM.Service> =>
             openSpan(tracing, Telemetry.SpanNames.stream, resolved),
             (span): Effect.Effect<Events> => {
               recorder.start(fiber, Telemetry.SpanNames.stream, span, resolved)
-              const invalid = validate(resolved)
               if (invalid !== undefined) {
                 return Effect.as(recorder.refuse(invalid), Channel.failCause(Cause.fail(invalid)))
               }
@@ -222,7 +334,7 @@ export const make = (driver: LLM.Driver): Effect.Effect<LLM.Service> =>
           (inputTokens): Tokens.TokenCount => ({ inputTokens, method: "provider" })
         )
       }
-      return Effect.sync(() => Tokenizer.countLocal(resolved))
+      return Tokenizer.countLocal(resolved)
     }
 
     const countTokens = (
@@ -238,7 +350,16 @@ export const make = (driver: LLM.Driver): Effect.Effect<LLM.Service> =>
       Effect.suspend(() => {
         const resolved = resolve(request)
         return Effect.map(countResolved(resolved, options), (counted): Tokens.Forecast => {
-          const maxOutputTokens = resolved.maxTokens ?? driver.capabilities(resolved.model).maxOutputTokens
+          let maxOutputTokens = resolved.maxTokens > 0
+            ? resolved.maxTokens
+            : driver.capabilities(resolved.model).maxOutputTokens
+          // What a clamping provider will send.
+          const window = windowOf(resolved.model)
+          if (
+            driver.clampMaxTokens === true && window !== undefined && counted.inputTokens + maxOutputTokens > window
+          ) {
+            maxOutputTokens = Math.max(0, window - counted.inputTokens)
+          }
           return {
             model: resolved.model,
             inputTokens: counted.inputTokens,

@@ -159,6 +159,40 @@ export const complete = (
   })
 
 /**
+ * A token count (Anthropic `count_tokens`): `send` resolves with the raw response once its headers
+ * are in; its body's `input_tokens` is the count. On the provider's watchdog, interruptible, and
+ * its errors classified as a call's are.
+ */
+export const count = (
+  call: Call,
+  send: (signal: AbortSignal) => PromiseLike<globalThis.Response>
+): Effect.Effect<number, LLMError.LLMError> =>
+  Effect.suspend(() => {
+    const { flight, signal } = inFlight(call)
+    return Effect.flatMap(
+      request(call, flight, signal, (signal) =>
+        send(signal).then((response) =>
+          response.json().then((data: unknown) => {
+            flight.finished = true
+            return { data, response }
+          })
+        )),
+      ({ data, response }) => {
+        const tokens = (data as { readonly input_tokens?: unknown } | null)?.input_tokens
+        return typeof tokens === "number" && Number.isInteger(tokens) && tokens >= 0
+          ? Effect.succeed(tokens)
+          : Effect.fail(
+            Errors.malformed(
+              call.ctx,
+              "the token count has no input_tokens",
+              requestIdOf(call, response.headers)
+            )
+          )
+      }
+    )
+  })
+
+/**
  * Reads a stream as a complete reply (Anthropic's long `max_tokens` calls): its events up to its
  * `Finish`, which ends the reply wherever it is. The stream is not read further (a server that
  * keeps the connection open after its terminal event does not hold the call); the call path fails

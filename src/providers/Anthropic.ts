@@ -74,6 +74,11 @@ export interface Options {
    * `Redacted`. No value ever appears in an error, a span or a log line.
    */
   readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
+  /**
+   * When a request's prompt plus its `maxTokens` would not fit the model's context window, lower
+   * `maxTokens` to what fits instead of refusing it with `ContextLengthError`. Default `false`.
+   */
+  readonly clampMaxTokens?: boolean | undefined
 }
 
 /**
@@ -206,7 +211,14 @@ const build = (options: Options): Effect.Effect<Service, never, Scope.Scope> =>
           : new LLMError.InvalidRequestError({ provider: providerId, message: `${providerId}: ${problem}` })
       },
       send: complete,
-      sendStream: stream
+      sendStream: stream,
+      // The Messages `count_tokens` endpoint: exact, free, and rate limited apart from messages.
+      countTokens: (request) =>
+        Sdk.count(
+          call,
+          (signal) => client.messages.countTokens(Wire.toCountParams(request), requestOptions(signal)).asResponse()
+        ),
+      clampMaxTokens: options.clampMaxTokens
     })
     return Sdk.providerService(llm, client, resolved) satisfies Service
   })

@@ -240,6 +240,12 @@ export interface Options {
    * scrubbed from errors and logs.
    */
   readonly headers?: Headers.Values | undefined
+  /**
+   * When a request's prompt plus its `maxTokens` would not fit the model's context window (counted
+   * locally: the tokenizer for OpenAI models, else an estimate), lower `maxTokens` to what fits
+   * instead of refusing it with `ContextLengthError`. Default `false`.
+   */
+  readonly clampMaxTokens?: boolean | undefined
   /** More prefixes, or replacements for built-in ones. */
   readonly routes?: Readonly<Record<string, Route>> | undefined
   /**
@@ -663,7 +669,8 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
         return LLMError.isLLMError(t) ? t : undefined
       },
       send: complete,
-      sendStream: stream
+      sendStream: stream,
+      clampMaxTokens: options.clampMaxTokens
     })
     return { ...llm, client: http, options: resolvedOptions } satisfies Service
   })

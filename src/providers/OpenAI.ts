@@ -67,6 +67,12 @@ export interface Options {
    * error, a span or a log line.
    */
   readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
+  /**
+   * When a request's prompt plus its `maxTokens` would not fit the model's context window (counted
+   * locally: the tokenizer for OpenAI models, else an estimate), lower `maxTokens` to what fits
+   * instead of refusing it with `ContextLengthError`. Default `false`.
+   */
+  readonly clampMaxTokens?: boolean | undefined
 }
 
 /**
@@ -204,7 +210,8 @@ const build = (options: Options): Effect.Effect<Service, never, Scope.Scope> =>
       capabilities: Capabilities.forModel,
       pricing: options.pricing,
       send: complete,
-      sendStream: stream
+      sendStream: stream,
+      clampMaxTokens: options.clampMaxTokens
     })
     return Sdk.providerService(llm, client, resolved) satisfies Service
   })

@@ -411,6 +411,15 @@ export interface Service {
   readonly enqueue: (...replies: ReadonlyArray<Reply>) => Effect.Effect<void>
   /** Answers requests when the queue is empty. */
   readonly setHandler: (handler: (request: RecordedRequest, index: number) => Reply) => Effect.Effect<void>
+  /**
+   * Answers Anthropic `POST /v1/messages/count_tokens` requests (`{ "input_tokens": n }`): a fixed
+   * count, or a count (or any reply, an error for example) per request. Count requests never take
+   * a queued reply, so counting does not disturb a scripted conversation; they are recorded in
+   * `requests` like every request. Until set (and after `reset`), the count is
+   * {@link countTokensOf} of the body. A body with a field the endpoint refuses (`max_tokens`,
+   * `stream`, sampling, metadata) or without `model` and `messages` gets the API's 400.
+   */
+  readonly setTokenCount: (count: number | ((request: RecordedRequest) => number | Reply)) => Effect.Effect<void>
   /** Every request received so far, in order. */
   readonly requests: Effect.Effect<ReadonlyArray<RecordedRequest>>
   /** Responses whose client went away before the server finished writing. */
@@ -1063,6 +1072,49 @@ const toRecorded = (req: Http.IncomingMessage, raw: string): RecordedRequest => 
 
 const defaultReply: Reply = Reply.scripted({ text: "Hello from FakeProviderServer" })
 
+/** The fields of a Messages request that `count_tokens` refuses ("Extra inputs are not permitted"). */
+const notCounted = ["max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata"]
+
+/**
+ * The count the server answers `count_tokens` with until told otherwise (`setTokenCount`): the
+ * UTF-8 bytes of the JSON of the body's `system`, `messages` and `tools`, divided by 4, rounded
+ * up. Deterministic, so a test can compute the count it expects; about what Claude counts for
+ * English prose.
+ *
+ * @example
+ * ```ts
+ * import { FakeProviderServer } from "@orchestify/providers/testing"
+ *
+ * FakeProviderServer.countTokensOf({ model: "claude-sonnet-4-6", messages: [{ role: "user", content: "Hi" }] }) // 12
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const countTokensOf = (body: unknown): number => {
+  const fields = typeof body === "object" && body !== null ? body as Record<string, unknown> : {}
+  const counted = JSON.stringify({ system: fields.system, messages: fields.messages, tools: fields.tools })
+  return Math.ceil(Buffer.byteLength(counted, "utf8") / 4)
+}
+
+const countReply = (
+  request: RecordedRequest,
+  count: Option.Option<(request: RecordedRequest) => number | Reply>
+): Reply => {
+  const body = typeof request.body === "object" && request.body !== null
+    ? request.body as Record<string, unknown>
+    : undefined
+  if (body === undefined || typeof body.model !== "string" || !Array.isArray(body.messages)) {
+    return anthropicError(400, "invalid_request_error", "count_tokens: model and messages are required")
+  }
+  const extra = notCounted.find((field) => field in body)
+  if (extra !== undefined) {
+    return anthropicError(400, "invalid_request_error", `${extra}: Extra inputs are not permitted`)
+  }
+  const answer = Option.isSome(count) ? count.value(request) : countTokensOf(body)
+  return typeof answer === "number" ? Reply.json({ input_tokens: answer }) : answer
+}
+
 /**
  * Starts the server on 127.0.0.1 (port 0, a free port, unless `port` is given). Closing the scope
  * closes the server, destroys every socket and stops every pending timer.
@@ -1075,6 +1127,7 @@ export const make = (options?: { readonly port?: number }): Effect.Effect<Servic
     const queue = yield* Ref.make<ReadonlyArray<Reply>>([])
     const handler = yield* Ref.make<Option.Option<(request: RecordedRequest, index: number) => Reply>>(Option.none())
     const requests = yield* Ref.make<ReadonlyArray<RecordedRequest>>([])
+    const tokenCount = yield* Ref.make<Option.Option<(request: RecordedRequest) => number | Reply>>(Option.none())
     const aborted = yield* Ref.make(0)
     // bumped by `reset`: a response that started before a reset does not count as aborted after it
     const generation = yield* Ref.make(0)
@@ -1113,8 +1166,11 @@ export const make = (options?: { readonly port?: number }): Effect.Effect<Servic
           ...all,
           request
         ]])
-        const reply = yield* nextReply(request, index)
-        yield* play(exchange, routeOf(request), request, reply)
+        const route = routeOf(request)
+        const reply = route._tag === "CountTokens"
+          ? yield* Effect.map(Ref.get(tokenCount), (count) => countReply(request, count))
+          : yield* nextReply(request, index)
+        yield* play(exchange, route, request, reply)
       }).pipe(
         Effect.catchAllDefect((defect) =>
           Effect.sync(() => {
@@ -1179,6 +1235,7 @@ export const make = (options?: { readonly port?: number }): Effect.Effect<Servic
       openaiBaseUrl: `${url}/v1`,
       enqueue: (...replies) => Ref.update(queue, (queued) => [...queued, ...replies]),
       setHandler: (f) => Ref.set(handler, Option.some(f)),
+      setTokenCount: (count) => Ref.set(tokenCount, Option.some(typeof count === "number" ? () => count : count)),
       requests: Ref.get(requests),
       abortedResponses: Ref.get(aborted),
       awaitAborted: (count) =>
@@ -1204,6 +1261,7 @@ export const make = (options?: { readonly port?: number }): Effect.Effect<Servic
       reset: Effect.all([
         Ref.set(queue, []),
         Ref.set(handler, Option.none()),
+        Ref.set(tokenCount, Option.none()),
         Ref.set(requests, []),
         Ref.set(aborted, 0),
         Ref.update(generation, (n) => n + 1)

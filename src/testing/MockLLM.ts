@@ -198,6 +198,14 @@ export interface Options {
   readonly latency?: Duration.DurationInput | undefined
   /** Price overrides, looked up before the built-in table. */
   readonly pricing?: Pricing.PriceTable | undefined
+  /**
+   * The provider's own count, as `countTokens` with `{ method: "provider" }` and the context-fit
+   * guard see it (an Anthropic-like exact count): a number for every request, or one per request.
+   * Without it every count is local (the tokenizer for OpenAI model names, else the estimate).
+   */
+  readonly countTokens?: number | ((request: LLM.ResolvedRequest) => number) | undefined
+  /** Lower `maxTokens` to fit the model's context window instead of refusing the request. Default `false`. */
+  readonly clampMaxTokens?: boolean | undefined
 }
 
 /**
@@ -363,6 +371,7 @@ export const make = (script: Script, options?: Options): Effect.Effect<Service> 
   Effect.gen(function*() {
     const providerId = options?.providerId ?? "mock"
     const latency = options?.latency
+    const countOf = options?.countTokens
     const received = yield* Ref.make(Chunk.empty<LLM.CompletionRequest>())
 
     const delayed = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
@@ -375,6 +384,10 @@ export const make = (script: Script, options?: Options): Effect.Effect<Service> 
       defaultMaxTokens: 4096,
       capabilities: capabilitiesOf,
       pricing: options?.pricing,
+      countTokens: countOf === undefined
+        ? undefined
+        : (request) => Effect.sync(() => typeof countOf === "number" ? countOf : countOf(request)),
+      clampMaxTokens: options?.clampMaxTokens,
       send: (request) =>
         Effect.flatMap(currentReply, (reply) => {
           if (reply._tag === "Fail") return delayed(Effect.fail(reply.error))
