@@ -32,6 +32,7 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -761,7 +762,8 @@ export const guard: {
       })
 
     const stream = (request: LLM.CompletionRequest): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
-      Stream.suspend(() => {
+      // One channel (as the pipeline's own stream): lighter than Stream.suspend + unwrap + ensuringWith.
+      Stream.fromChannel(Channel.suspend(() => {
         const tally = new Tally()
         let reply: Spend | undefined
         let reservation: Reservation | undefined
@@ -784,18 +786,18 @@ export const guard: {
                 }
                 return chunk
               })
-              return Stream.provideService(
+              return Stream.toChannel(Stream.provideService(
                 events,
                 CallObserver.CurrentCallObserver,
                 CallObserver.chain(Option.getOrUndefined(parent), tally)
-              )
+              ))
             }))
         )
-        return Stream.ensuringWith(
-          Stream.unwrap(open),
+        return Channel.ensuringWith(
+          Channel.unwrap(open),
           (exit) => reservation === undefined ? Effect.void : reservation.settle(tally.actual(reservation, reply, exit))
         )
-      })
+      }))
 
     return { ...llm, complete, stream }
   }
