@@ -38,6 +38,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -699,13 +700,8 @@ const estimateOf = (forecast: Tokens.Forecast): Estimate => ({
 /** Runs `effect` with `tally` told of every call the recorder settles in it. */
 const observed = <A, E, R>(tally: Tally, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.flatMap(
-    Effect.serviceOption(CallObserver.CurrentCallObserver),
-    (parent) =>
-      Effect.provideService(
-        effect,
-        CallObserver.CurrentCallObserver,
-        CallObserver.chain(Option.getOrUndefined(parent), tally)
-      )
+    FiberRef.get(CallObserver.currentCallObserver),
+    (parent) => Effect.locally(effect, CallObserver.currentCallObserver, CallObserver.chain(parent, tally))
   )
 
 /**
@@ -771,31 +767,52 @@ export const guard: {
         // whole stream (which runs after the provider stream's own, where the recorder settles a
         // cut or abandoned call) settles it: once, when the stream ends, fails, is interrupted or
         // its consumer stops early.
-        const open = Effect.flatMap(
-          Effect.zip(llm.forecast(request), Effect.serviceOption(CallObserver.CurrentCallObserver)),
-          ([forecast, parent]) =>
-            Effect.uninterruptible(Effect.map(reserve(forecast), (reserved) => {
-              reservation = reserved
-              const events = Stream.mapChunks(llm.stream(request), (chunk) => {
-                if (tally.attempts === 0) {
-                  // An LLM not built on `LLM.make`: its `Finish` is all there is to go by.
-                  const finish = Chunk.findLast(chunk, (event): event is Response.Finish => event._tag === "Finish")
-                  if (Option.isSome(finish) && finish.value.usageUnknown !== true) {
-                    reply = spendOf(finish.value.usage, finish.value.costUsd)
-                  }
+        type Batch = Chunk.Chunk<Response.StreamEvent>
+        let parent: CallObserver.CallObserver | undefined
+        let observing = false
+        /** Puts the parent observer back: from the first event on, no attempt starts under this call. */
+        const unobserve = Effect.suspend(() => {
+          if (!observing) return Effect.void
+          observing = false
+          return FiberRef.set(CallObserver.currentCallObserver, parent)
+        })
+        /** The provider's events, as they come; the first batch puts the parent observer back. */
+        const reader: Channel.Channel<Batch, Batch, LLMError.LLMError, LLMError.LLMError, unknown, unknown> = Channel
+          .readWithCause({
+            onInput: (chunk: Batch) => {
+              if (tally.attempts === 0) {
+                // An LLM not built on `LLM.make`: its `Finish` is all there is to go by.
+                const finish = Chunk.findLast(chunk, (event): event is Response.Finish => event._tag === "Finish")
+                if (Option.isSome(finish) && finish.value.usageUnknown !== true) {
+                  reply = spendOf(finish.value.usage, finish.value.costUsd)
                 }
-                return chunk
-              })
-              return Stream.toChannel(Stream.provideService(
-                events,
-                CallObserver.CurrentCallObserver,
-                CallObserver.chain(Option.getOrUndefined(parent), tally)
-              ))
+              }
+              return observing
+                ? Channel.zipRight(Channel.fromEffect(unobserve), Channel.flatMap(Channel.write(chunk), () => reader))
+                : Channel.flatMap(Channel.write(chunk), () => reader)
+            },
+            onFailure: Channel.failCause,
+            onDone: () => Channel.void
+          })
+        const open = Effect.flatMap(
+          Effect.zip(llm.forecast(request), FiberRef.get(CallObserver.currentCallObserver)),
+          ([forecast, current]) =>
+            Effect.uninterruptible(Effect.flatMap(reserve(forecast), (reserved) => {
+              reservation = reserved
+              parent = current
+              observing = true
+              return Effect.as(
+                FiberRef.set(CallObserver.currentCallObserver, CallObserver.chain(current, tally)),
+                Channel.pipeTo(Stream.toChannel(llm.stream(request)), reader)
+              )
             }))
         )
         return Channel.ensuringWith(
           Channel.unwrap(open),
-          (exit) => reservation === undefined ? Effect.void : reservation.settle(tally.actual(reservation, reply, exit))
+          (exit) =>
+            reservation === undefined
+              ? Effect.void
+              : Effect.zipRight(unobserve, reservation.settle(tally.actual(reservation, reply, exit)))
         )
       }))
 

@@ -206,6 +206,27 @@ layer(FakeProviderServer.layer())("Budget reservations (real SDKs, FakeProviderS
       expect(nano(state.spent.usd)).toBe(nano(usage.costUsd))
     }))
 
+  it.scoped("a call the consumer of a guarded stream makes while it streams is not counted in the stream's settle", () =>
+    Effect.gen(function*() {
+      const server = yield* setup
+      yield* server.setHandler(() => Reply.scripted({ text: ["a", "b", "c"], usage: { inputTokens: 100 } }))
+      const provider = yield* anthropic(server)
+      const budget = yield* Budget.make({ total: { usd: 1 } })
+      const llm = Budget.guard(provider, budget)
+      let asked = false
+      yield* Stream.runForEach(llm.stream(ask("outer", 500)), (event) => {
+        if (event._tag !== "TextDelta" || asked) return Effect.void
+        asked = true
+        // Not guarded: it must not land in the guarded stream's tally.
+        return Effect.asVoid(provider.complete(ask("inner", 500)))
+      })
+      const usage = yield* provider.usage
+      expect(usage.calls).toBe(2)
+      const one = Pricing.cost("claude-sonnet-4-6", Usage.tokens({ inputTokens: 100, outputTokens: 5 }))!
+      expect(nano((yield* budget.spent(Budget.Target.total)).usd)).toBe(nano(one))
+      expect(nano(usage.costUsd)).toBe(2 * nano(one))
+    }))
+
   it.scoped("an interrupted call settles: to the prompt reported before the interruption, else to its reservation", () =>
     Effect.gen(function*() {
       const server = yield* setup

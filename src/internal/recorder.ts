@@ -110,11 +110,7 @@ export class Recorder {
     const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
     const started = clock.unsafeCurrentTimeNanos()
     const recordContent = fiber.getFiberRef(Telemetry.recordContent)
-    this.observer = Context.getOrElse(
-      fiber.getFiberRef(FiberRef.currentContext),
-      CallObserver.CurrentCallObserver,
-      () => undefined
-    )
+    this.observer = fiber.getFiberRef(CallObserver.currentCallObserver)
     if (recordContent) {
       span.event(Telemetry.EventNames.prompt, started, { [Telemetry.Attributes.prompt]: internal.promptJson(request) })
       this.content = new ResponseBuilder()
