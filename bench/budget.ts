@@ -14,6 +14,7 @@
  * Options: `--rounds N` (default 15), `--calls N` per batch (default 2000), `--json` (also print
  * the results as JSON).
  */
+import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as Budget from "../src/Budget.js"
@@ -154,7 +155,43 @@ const main = async () => {
       } |`
     )
   }
+  console.log("\nA rolling window's work per call does not grow with the spends it holds (amortised O(1)):")
+  console.log("| spends live in the 1-day window | record µs/call (CPU) |")
+  console.log("|---|---|")
+  for (const live of [1_000, 100_000]) {
+    const us = await windowCost(live)
+    results.push({ case: `window with ${live} live spends`, recordCpuUs: us })
+    console.log(`| ${live} | ${fmt(us)} |`)
+  }
   if (args.includes("--json")) console.log(JSON.stringify(results, null, 2))
+}
+
+/** A clock that moves 1 ms at each reading: every spend is its own entry of the window. */
+const tickingClock = (): Clock.Clock => {
+  let now = 1_700_000_000_000
+  const base = Effect.runSync(Effect.clock)
+  return {
+    ...base,
+    unsafeCurrentTimeMillis: () => ++now,
+    currentTimeMillis: Effect.sync(() => ++now),
+    unsafeCurrentTimeNanos: () => BigInt(++now) * BigInt(1_000_000),
+    currentTimeNanos: Effect.sync(() => BigInt(++now) * BigInt(1_000_000))
+  }
+}
+
+/** CPU µs per `record` into a 1-day window that already holds `live` spends (none expire). */
+const windowCost = async (live: number): Promise<number> => {
+  const clock = tickingClock()
+  const budget = await Effect.runPromise(
+    Effect.withClock(Budget.make({ total: { usd: 1e12, window: "1 day" } }), clock)
+  )
+  const call = { provider: "mock" }
+  const spend = { usd: 0.001, tokens: 10 }
+  await Effect.runPromise(Effect.withClock(Effect.repeatN(budget.record(call, spend), live - 1), clock))
+  const cpu = process.cpuUsage()
+  await Effect.runPromise(Effect.withClock(Effect.repeatN(budget.record(call, spend), calls - 1), clock))
+  const used = process.cpuUsage(cpu)
+  return (used.user + used.system) / calls
 }
 
 void main()
