@@ -353,8 +353,8 @@ const makeWith = (options: Options, store: Store.BudgetStore): Effect.Effect<Ser
     const providerLimits = options.providers ?? {}
     const scopeLimits = options.scopes ?? {}
     const alerts = yield* PubSub.unbounded<Alert>()
-    /** Thresholds already published, per account, as `"spent:usd:0.5"`. */
-    let fired = new Map<string, Set<string>>()
+    /** Thresholds already published, per account. */
+    let fired = new Map<string, Array<boolean>>()
 
     // The limits of each provider and scope, resolved once.
     const resolved = new Map<string, ResolvedLimit>()
@@ -431,31 +431,33 @@ const makeWith = (options: Options, store: Store.BudgetStore): Effect.Effect<Ser
     }
 
     /** The alerts an account's new state raises (and the thresholds it re-arms). */
+    const spentLevels = thresholds.spent.length
+    const levelsPerMetric = spentLevels + thresholds.committed.length
+    /** The alerts an account's new state raises (and the thresholds it re-arms). */
     const alertsOf = (target: Target, state: Store.AccountState, raised: Array<Alert>): void => {
       const limit = limitOf(target)
-      for (const metric of metrics) {
+      for (let m = 0; m < metrics.length; m++) {
+        const metric = metrics[m]!
         const max = limit[metric]
         if (max === undefined) continue
-        for (const basis of ["spent", "committed"] as const) {
-          const levels = thresholds[basis]
-          if (levels.length === 0) continue
-          const amount = basis === "spent"
-            ? valueOf(state.spent, metric)
-            : valueOf(state.spent, metric) + valueOf(state.reserved, metric)
-          let set = fired.get(limit.key)
-          for (const threshold of levels) {
-            const key = `${basis}:${metric}:${threshold}`
-            const reached = amount >= threshold * max - 1e-12
-            if (!reached) {
-              set?.delete(key)
-            } else if (set === undefined || !set.has(key)) {
-              if (set === undefined) {
-                set = new Set()
-                fired.set(limit.key, set)
-              }
-              set.add(key)
-              raised.push(alertOf(target, limit, metric, basis, threshold, max, state))
+        const spent = valueOf(state.spent, metric)
+        const committed = spent + valueOf(state.reserved, metric)
+        // Which thresholds of this account have fired: one flag per metric, basis and threshold.
+        let flags = fired.get(limit.key)
+        for (let i = 0; i < levelsPerMetric; i++) {
+          const basis = i < spentLevels ? "spent" : "committed"
+          const threshold = i < spentLevels ? thresholds.spent[i]! : thresholds.committed[i - spentLevels]!
+          const at = m * levelsPerMetric + i
+          const reached = (basis === "spent" ? spent : committed) >= threshold * max - 1e-12
+          if (!reached) {
+            if (flags !== undefined) flags[at] = false
+          } else if (flags === undefined || !flags[at]) {
+            if (flags === undefined) {
+              flags = new Array<boolean>(metrics.length * levelsPerMetric).fill(false)
+              fired.set(limit.key, flags)
             }
+            flags[at] = true
+            raised.push(alertOf(target, limit, metric, basis, threshold, max, state))
           }
         }
       }
