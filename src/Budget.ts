@@ -642,6 +642,7 @@ class Tally implements CallObserver.CallObserver {
 
   readonly settled = (call: CallObserver.Settled): void => {
     this.attempts++
+    if (call.refusedByStatus) return
     if (call.usage === undefined) {
       this.usdUnknown = true
       this.tokensUnknown = true

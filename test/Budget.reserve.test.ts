@@ -227,6 +227,27 @@ layer(FakeProviderServer.layer())("Budget reservations (real SDKs, FakeProviderS
       expect(nano(usage.costUsd)).toBe(2 * nano(one))
     }))
 
+  it.scoped("a call the provider answers with an error status before any event settles to nothing (stream and complete)", () =>
+    Effect.gen(function*() {
+      const server = yield* setup
+      yield* server.enqueue(
+        Reply.anthropicError(429, "rate_limit_error", "slow down"),
+        Reply.anthropicError(529, "overloaded_error", "overloaded")
+      )
+      const provider = yield* anthropic(server)
+      const budget = yield* Budget.make({ total: { usd: 1 } })
+      const llm = Budget.guard(provider, budget)
+      const streamed = yield* Effect.flip(Stream.runDrain(llm.stream(ask("429", 500))))
+      expect(streamed._tag).toBe("RateLimitError")
+      const completed = yield* Effect.flip(llm.complete(ask("529", 500)))
+      expect(completed._tag).toBe("ProviderUnavailableError")
+      expect(yield* budget.state(Budget.Target.total)).toEqual({
+        spent: { usd: 0, tokens: 0 },
+        reserved: { usd: 0, tokens: 0 }
+      })
+      expect((yield* provider.usage).calls).toBe(2)
+    }))
+
   it.scoped("an interrupted call settles: to the prompt reported before the interruption, else to its reservation", () =>
     Effect.gen(function*() {
       const server = yield* setup

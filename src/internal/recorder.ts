@@ -250,7 +250,12 @@ export class Recorder {
       if (this.settled || call === undefined) return Effect.void
       this.settled = true
       const settled = outcome()
-      this.observer?.settled({ usage: settled.usage, costUsd: settled.costUsd })
+      this.observer?.settled({
+        usage: settled.usage,
+        costUsd: settled.costUsd,
+        refusedByStatus: settled.usage === undefined && this.first && settled.error?.status !== undefined &&
+          !settled.error.interrupted
+      })
       const record = Effect.zipRight(
         this.ledger.tracker.record({
           model: this.model,

@@ -19,6 +19,11 @@ export interface Settled {
   readonly usage: Usage.Tokens | undefined
   /** `undefined`: unknown (no usage, or an unpriced model). */
   readonly costUsd: number | undefined
+  /**
+   * The provider answered the request with an error status before any event (a stream's 429 or
+   * 5xx): nothing was generated, so nothing was billed, though no usage was reported.
+   */
+  readonly refusedByStatus: boolean
 }
 
 /** Told of every call settled or refused under it. */
