@@ -277,6 +277,41 @@ layer(FakeProviderServer.layer())("Budget reservations (real SDKs, FakeProviderS
       expect((yield* provider.usage).calls).toBe(2)
     }))
 
+  it.scoped("calls interrupted at any point leave no reservation behind", () =>
+    Effect.gen(function*() {
+      const server = yield* setup
+      yield* server.setHandler((_, index) =>
+        index % 3 === 0
+          ? Reply.delayed(index, Reply.scripted({ text: "late", usage: { inputTokens: 50, outputTokens: 20 } }))
+          : Reply.scripted({ text: ["a", "b", "c", "d"], usage: { inputTokens: 50, outputTokens: 20 } }, {
+            delayBetweenEventsMillis: index % 7
+          })
+      )
+      const provider = yield* anthropic(server)
+      const budget = yield* Budget.make({ total: { usd: 10 }, providers: { anthropic: { tokens: 1_000_000 } } })
+      const llm = Budget.guard(provider, budget, { scope: "stress" })
+      const fibers = yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) =>
+        Effect.fork(
+          i % 2 === 0
+            ? Effect.asVoid(llm.complete(ask(`c${i}`, 200)))
+            : Stream.runDrain(llm.stream(ask(`s${i}`, 200)))
+        ))
+      // Interrupt them one by one, a real millisecond apart: some before their request, some
+      // while it waits, some mid-stream, some after they ended.
+      for (const fiber of fibers) {
+        yield* realPause(1)
+        yield* Fiber.interrupt(fiber)
+      }
+      for (const target of [Budget.Target.total, Budget.Target.provider("anthropic"), Budget.Target.scope("stress")]) {
+        expect((yield* budget.state(target)).reserved).toEqual({ usd: 0, tokens: 0 })
+      }
+      // Each call settled once: the spend of the three accounts is the same.
+      const total = yield* budget.spent(Budget.Target.total)
+      expect(yield* budget.spent(Budget.Target.scope("stress"))).toEqual(total)
+      expect(yield* budget.spent(Budget.Target.provider("anthropic"))).toEqual(total)
+      expect((yield* provider.usage).calls).toBeLessThanOrEqual(40)
+    }))
+
   it.scoped("an unmetered call settles to its reservation, or to nothing with unmetered: \"zero\"", () =>
     Effect.gen(function*() {
       const server = yield* setup
