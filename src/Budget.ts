@@ -32,11 +32,13 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -351,8 +353,8 @@ const makeWith = (options: Options, store: Store.BudgetStore): Effect.Effect<Ser
     const providerLimits = options.providers ?? {}
     const scopeLimits = options.scopes ?? {}
     const alerts = yield* PubSub.unbounded<Alert>()
-    /** Thresholds already published, per account, as `"spent:usd:0.5"`. */
-    let fired = new Map<string, Set<string>>()
+    /** Thresholds already published, per account. */
+    let fired = new Map<string, Array<boolean>>()
 
     // The limits of each provider and scope, resolved once.
     const resolved = new Map<string, ResolvedLimit>()
@@ -429,31 +431,33 @@ const makeWith = (options: Options, store: Store.BudgetStore): Effect.Effect<Ser
     }
 
     /** The alerts an account's new state raises (and the thresholds it re-arms). */
+    const spentLevels = thresholds.spent.length
+    const levelsPerMetric = spentLevels + thresholds.committed.length
+    /** The alerts an account's new state raises (and the thresholds it re-arms). */
     const alertsOf = (target: Target, state: Store.AccountState, raised: Array<Alert>): void => {
       const limit = limitOf(target)
-      for (const metric of metrics) {
+      for (let m = 0; m < metrics.length; m++) {
+        const metric = metrics[m]!
         const max = limit[metric]
         if (max === undefined) continue
-        for (const basis of ["spent", "committed"] as const) {
-          const levels = thresholds[basis]
-          if (levels.length === 0) continue
-          const amount = basis === "spent"
-            ? valueOf(state.spent, metric)
-            : valueOf(state.spent, metric) + valueOf(state.reserved, metric)
-          let set = fired.get(limit.key)
-          for (const threshold of levels) {
-            const key = `${basis}:${metric}:${threshold}`
-            const reached = amount >= threshold * max - 1e-12
-            if (!reached) {
-              set?.delete(key)
-            } else if (set === undefined || !set.has(key)) {
-              if (set === undefined) {
-                set = new Set()
-                fired.set(limit.key, set)
-              }
-              set.add(key)
-              raised.push(alertOf(target, limit, metric, basis, threshold, max, state))
+        const spent = valueOf(state.spent, metric)
+        const committed = spent + valueOf(state.reserved, metric)
+        // Which thresholds of this account have fired: one flag per metric, basis and threshold.
+        let flags = fired.get(limit.key)
+        for (let i = 0; i < levelsPerMetric; i++) {
+          const basis = i < spentLevels ? "spent" : "committed"
+          const threshold = i < spentLevels ? thresholds.spent[i]! : thresholds.committed[i - spentLevels]!
+          const at = m * levelsPerMetric + i
+          const reached = (basis === "spent" ? spent : committed) >= threshold * max - 1e-12
+          if (!reached) {
+            if (flags !== undefined) flags[at] = false
+          } else if (flags === undefined || !flags[at]) {
+            if (flags === undefined) {
+              flags = new Array<boolean>(metrics.length * levelsPerMetric).fill(false)
+              fired.set(limit.key, flags)
             }
+            flags[at] = true
+            raised.push(alertOf(target, limit, metric, basis, threshold, max, state))
           }
         }
       }
@@ -638,6 +642,7 @@ class Tally implements CallObserver.CallObserver {
 
   readonly settled = (call: CallObserver.Settled): void => {
     this.attempts++
+    if (call.refusedByStatus) return
     if (call.usage === undefined) {
       this.usdUnknown = true
       this.tokensUnknown = true
@@ -698,26 +703,9 @@ const estimateOf = (forecast: Tokens.Forecast): Estimate => ({
 /** Runs `effect` with `tally` told of every call the recorder settles in it. */
 const observed = <A, E, R>(tally: Tally, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.flatMap(
-    Effect.serviceOption(CallObserver.CurrentCallObserver),
-    (parent) =>
-      Effect.provideService(
-        effect,
-        CallObserver.CurrentCallObserver,
-        CallObserver.chain(Option.getOrUndefined(parent), tally)
-      )
+    FiberRef.get(CallObserver.currentCallObserver),
+    (parent) => Effect.locally(effect, CallObserver.currentCallObserver, CallObserver.chain(parent, tally))
   )
-
-/** Runs `stream` with `tally` told of every call the recorder settles in it. */
-const observedStream = <A, E, R>(tally: Tally, stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
-  Stream.unwrap(Effect.map(
-    Effect.serviceOption(CallObserver.CurrentCallObserver),
-    (parent) =>
-      Stream.provideService(
-        stream,
-        CallObserver.CurrentCallObserver,
-        CallObserver.chain(Option.getOrUndefined(parent), tally)
-      )
-  ))
 
 /**
  * An `LLM` whose calls count against the budget, reserved before the call and settled after it:
@@ -773,7 +761,8 @@ export const guard: {
       })
 
     const stream = (request: LLM.CompletionRequest): Stream.Stream<Response.StreamEvent, LLMError.LLMError> =>
-      Stream.suspend(() => {
+      // One channel (as the pipeline's own stream): lighter than Stream.suspend + unwrap + ensuringWith.
+      Stream.fromChannel(Channel.suspend(() => {
         const tally = new Tally()
         let reply: Spend | undefined
         let reservation: Reservation | undefined
@@ -781,31 +770,54 @@ export const guard: {
         // whole stream (which runs after the provider stream's own, where the recorder settles a
         // cut or abandoned call) settles it: once, when the stream ends, fails, is interrupted or
         // its consumer stops early.
+        type Batch = Chunk.Chunk<Response.StreamEvent>
+        let parent: CallObserver.CallObserver | undefined
+        let observing = false
+        /** Puts the parent observer back: from the first event on, no attempt starts under this call. */
+        const unobserve = Effect.suspend(() => {
+          if (!observing) return Effect.void
+          observing = false
+          return FiberRef.set(CallObserver.currentCallObserver, parent)
+        })
+        /** The provider's events, as they come; the first batch puts the parent observer back. */
+        const reader: Channel.Channel<Batch, Batch, LLMError.LLMError, LLMError.LLMError, unknown, unknown> = Channel
+          .readWithCause({
+            onInput: (chunk: Batch) => {
+              if (tally.attempts === 0) {
+                // An LLM not built on `LLM.make`: its `Finish` is all there is to go by.
+                const finish = Chunk.findLast(chunk, (event): event is Response.Finish => event._tag === "Finish")
+                if (Option.isSome(finish) && finish.value.usageUnknown !== true) {
+                  reply = spendOf(finish.value.usage, finish.value.costUsd)
+                }
+              }
+              return observing
+                ? Channel.zipRight(Channel.fromEffect(unobserve), Channel.flatMap(Channel.write(chunk), () => reader))
+                : Channel.flatMap(Channel.write(chunk), () => reader)
+            },
+            onFailure: Channel.failCause,
+            onDone: () => Channel.void
+          })
         const open = Effect.flatMap(
-          llm.forecast(request),
-          (forecast) =>
-            Effect.uninterruptible(Effect.map(reserve(forecast), (reserved) => {
+          Effect.zip(llm.forecast(request), FiberRef.get(CallObserver.currentCallObserver)),
+          ([forecast, current]) =>
+            Effect.uninterruptible(Effect.flatMap(reserve(forecast), (reserved) => {
               reservation = reserved
-              return observedStream(
-                tally,
-                Stream.mapChunks(llm.stream(request), (chunk) => {
-                  if (tally.attempts === 0) {
-                    // An LLM not built on `LLM.make`: its `Finish` is all there is to go by.
-                    const finish = Chunk.findLast(chunk, (event): event is Response.Finish => event._tag === "Finish")
-                    if (Option.isSome(finish) && finish.value.usageUnknown !== true) {
-                      reply = spendOf(finish.value.usage, finish.value.costUsd)
-                    }
-                  }
-                  return chunk
-                })
+              parent = current
+              observing = true
+              return Effect.as(
+                FiberRef.set(CallObserver.currentCallObserver, CallObserver.chain(current, tally)),
+                Channel.pipeTo(Stream.toChannel(llm.stream(request)), reader)
               )
             }))
         )
-        return Stream.ensuringWith(
-          Stream.unwrap(open),
-          (exit) => reservation === undefined ? Effect.void : reservation.settle(tally.actual(reservation, reply, exit))
+        return Channel.ensuringWith(
+          Channel.unwrap(open),
+          (exit) =>
+            reservation === undefined
+              ? Effect.void
+              : Effect.zipRight(unobserve, reservation.settle(tally.actual(reservation, reply, exit)))
         )
-      })
+      }))
 
     return { ...llm, complete, stream }
   }

@@ -206,6 +206,48 @@ layer(FakeProviderServer.layer())("Budget reservations (real SDKs, FakeProviderS
       expect(nano(state.spent.usd)).toBe(nano(usage.costUsd))
     }))
 
+  it.scoped("a call the consumer of a guarded stream makes while it streams is not counted in the stream's settle", () =>
+    Effect.gen(function*() {
+      const server = yield* setup
+      yield* server.setHandler(() => Reply.scripted({ text: ["a", "b", "c"], usage: { inputTokens: 100 } }))
+      const provider = yield* anthropic(server)
+      const budget = yield* Budget.make({ total: { usd: 1 } })
+      const llm = Budget.guard(provider, budget)
+      let asked = false
+      yield* Stream.runForEach(llm.stream(ask("outer", 500)), (event) => {
+        if (event._tag !== "TextDelta" || asked) return Effect.void
+        asked = true
+        // Not guarded: it must not land in the guarded stream's tally.
+        return Effect.asVoid(provider.complete(ask("inner", 500)))
+      })
+      const usage = yield* provider.usage
+      expect(usage.calls).toBe(2)
+      const one = Pricing.cost("claude-sonnet-4-6", Usage.tokens({ inputTokens: 100, outputTokens: 5 }))!
+      expect(nano((yield* budget.spent(Budget.Target.total)).usd)).toBe(nano(one))
+      expect(nano(usage.costUsd)).toBe(2 * nano(one))
+    }))
+
+  it.scoped("a call the provider answers with an error status before any event settles to nothing (stream and complete)", () =>
+    Effect.gen(function*() {
+      const server = yield* setup
+      yield* server.enqueue(
+        Reply.anthropicError(429, "rate_limit_error", "slow down"),
+        Reply.anthropicError(529, "overloaded_error", "overloaded")
+      )
+      const provider = yield* anthropic(server)
+      const budget = yield* Budget.make({ total: { usd: 1 } })
+      const llm = Budget.guard(provider, budget)
+      const streamed = yield* Effect.flip(Stream.runDrain(llm.stream(ask("429", 500))))
+      expect(streamed._tag).toBe("RateLimitError")
+      const completed = yield* Effect.flip(llm.complete(ask("529", 500)))
+      expect(completed._tag).toBe("ProviderUnavailableError")
+      expect(yield* budget.state(Budget.Target.total)).toEqual({
+        spent: { usd: 0, tokens: 0 },
+        reserved: { usd: 0, tokens: 0 }
+      })
+      expect((yield* provider.usage).calls).toBe(2)
+    }))
+
   it.scoped("an interrupted call settles: to the prompt reported before the interruption, else to its reservation", () =>
     Effect.gen(function*() {
       const server = yield* setup
@@ -233,6 +275,41 @@ layer(FakeProviderServer.layer())("Budget reservations (real SDKs, FakeProviderS
       expect(state.reserved).toEqual({ usd: 0, tokens: 0 })
       // Both recorded once in the provider's usage too.
       expect((yield* provider.usage).calls).toBe(2)
+    }))
+
+  it.scoped("calls interrupted at any point leave no reservation behind", () =>
+    Effect.gen(function*() {
+      const server = yield* setup
+      yield* server.setHandler((_, index) =>
+        index % 3 === 0
+          ? Reply.delayed(index, Reply.scripted({ text: "late", usage: { inputTokens: 50, outputTokens: 20 } }))
+          : Reply.scripted({ text: ["a", "b", "c", "d"], usage: { inputTokens: 50, outputTokens: 20 } }, {
+            delayBetweenEventsMillis: index % 7
+          })
+      )
+      const provider = yield* anthropic(server)
+      const budget = yield* Budget.make({ total: { usd: 10 }, providers: { anthropic: { tokens: 1_000_000 } } })
+      const llm = Budget.guard(provider, budget, { scope: "stress" })
+      const fibers = yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) =>
+        Effect.fork(
+          i % 2 === 0
+            ? Effect.asVoid(llm.complete(ask(`c${i}`, 200)))
+            : Stream.runDrain(llm.stream(ask(`s${i}`, 200)))
+        ))
+      // Interrupt them one by one, a real millisecond apart: some before their request, some
+      // while it waits, some mid-stream, some after they ended.
+      for (const fiber of fibers) {
+        yield* realPause(1)
+        yield* Fiber.interrupt(fiber)
+      }
+      for (const target of [Budget.Target.total, Budget.Target.provider("anthropic"), Budget.Target.scope("stress")]) {
+        expect((yield* budget.state(target)).reserved).toEqual({ usd: 0, tokens: 0 })
+      }
+      // Each call settled once: the spend of the three accounts is the same.
+      const total = yield* budget.spent(Budget.Target.total)
+      expect(yield* budget.spent(Budget.Target.scope("stress"))).toEqual(total)
+      expect(yield* budget.spent(Budget.Target.provider("anthropic"))).toEqual(total)
+      expect((yield* provider.usage).calls).toBeLessThanOrEqual(40)
     }))
 
   it.scoped("an unmetered call settles to its reservation, or to nothing with unmetered: \"zero\"", () =>

@@ -13,8 +13,7 @@ describe("LLM.isLLM", () => {
     Effect.gen(function*() {
       const llm = yield* MockLLM.make(["a", "b", "c", "d", "e", "f"].map((t) => MockLLM.text(t)))
       expect(LLM.isLLM(llm)).toBe(true)
-      // The mock model has no price: a USD budget admits it only when told to
-      const budget = yield* Budget.make({ total: { usd: 10 }, unpriced: "allow" })
+      const budget = yield* Budget.make({ total: { usd: 10 }, unpriced: "allow" }) // the mock model has no price
       const wrappedAll = [
         Resilience.withRetry(llm),
         Resilience.withRetry()(llm),

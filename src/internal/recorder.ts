@@ -110,11 +110,7 @@ export class Recorder {
     const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
     const started = clock.unsafeCurrentTimeNanos()
     const recordContent = fiber.getFiberRef(Telemetry.recordContent)
-    this.observer = Context.getOrElse(
-      fiber.getFiberRef(FiberRef.currentContext),
-      CallObserver.CurrentCallObserver,
-      () => undefined
-    )
+    this.observer = fiber.getFiberRef(CallObserver.currentCallObserver)
     if (recordContent) {
       span.event(Telemetry.EventNames.prompt, started, { [Telemetry.Attributes.prompt]: internal.promptJson(request) })
       this.content = new ResponseBuilder()
@@ -254,7 +250,12 @@ export class Recorder {
       if (this.settled || call === undefined) return Effect.void
       this.settled = true
       const settled = outcome()
-      this.observer?.settled({ usage: settled.usage, costUsd: settled.costUsd })
+      this.observer?.settled({
+        usage: settled.usage,
+        costUsd: settled.costUsd,
+        refusedByStatus: settled.usage === undefined && this.first && settled.error?.status !== undefined &&
+          !settled.error.interrupted
+      })
       const record = Effect.zipRight(
         this.ledger.tracker.record({
           model: this.model,

@@ -1,12 +1,16 @@
 /**
  * How a budget guard learns what a call really spent, failed, cut and interrupted calls included:
- * the call recorder (`recorder.ts`) tells the observers in the calling fiber's context when it
- * settles a call (with the usage the provider reported before it broke) or refuses one before any
- * request. A guard provides its observer around the call it wraps, chained to the observers
- * already there (an agent's guard around a provider's guard), so each hears of every attempt
- * (retries, fallbacks) made inside its call.
+ * the call recorder (`recorder.ts`) tells the observer of the calling fiber (a `FiberRef`, read
+ * once when the call starts) when it settles a call (with the usage the provider reported before
+ * it broke) or refuses one before any request. A guard sets its observer around the call it
+ * wraps, chained to the observer already there (an agent's guard around a provider's guard), so
+ * each hears of every attempt (retries, fallbacks) made inside its call.
+ *
+ * A `FiberRef` rather than a service in the context: a stream would have to provide a context
+ * again on every pull; a guarded stream sets the `FiberRef` when it opens and puts the parent
+ * back at its first chunk (no attempt starts after the first event) or when it ends.
  */
-import * as Context from "effect/Context"
+import * as FiberRef from "effect/FiberRef"
 import type * as Usage from "../../Usage.js"
 
 /** One call as the recorder settled it. */
@@ -15,6 +19,11 @@ export interface Settled {
   readonly usage: Usage.Tokens | undefined
   /** `undefined`: unknown (no usage, or an unpriced model). */
   readonly costUsd: number | undefined
+  /**
+   * The provider answered the request with an error status before any event (a stream's 429 or
+   * 5xx): nothing was generated, so nothing was billed, though no usage was reported.
+   */
+  readonly refusedByStatus: boolean
 }
 
 /** Told of every call settled or refused under it. */
@@ -23,11 +32,10 @@ export interface CallObserver {
   readonly refused: () => void
 }
 
-/** The observers of the current call (a chain: each forwards to its parent). */
-export class CurrentCallObserver extends Context.Tag("@orchestify/providers/internal/CallObserver")<
-  CurrentCallObserver,
-  CallObserver
->() {}
+/** The observer of the current call (a chain: each forwards to its parent), if a guard set one. */
+export const currentCallObserver: FiberRef.FiberRef<CallObserver | undefined> = FiberRef.unsafeMake<
+  CallObserver | undefined
+>(undefined)
 
 /** An observer that also tells `parent`. */
 export const chain = (parent: CallObserver | undefined, observer: CallObserver): CallObserver =>
