@@ -34,6 +34,8 @@ export * as Resilience from "./Resilience.js"
 /** @since 0.1.0 */
 export * as Response from "./Response.js"
 /** @since 0.1.0 */
+export * as SharedState from "./SharedState.js"
+/** @since 0.1.0 */
 export * as Telemetry from "./Telemetry.js"
 /** @since 0.1.0 */
 export * as Tokens from "./Tokens.js"
