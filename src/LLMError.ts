@@ -336,6 +336,32 @@ export class CircuitOpenError
 }
 
 /**
+ * The shared state store (`SharedState.layerRedis`: Redis or Valkey) did not answer within its
+ * timeout, or could not be reached. Retryable: the store may be back on the next call. Budgets
+ * refuse with it (unless configured `on_unavailable: local`); rate limits and breakers fall back
+ * to local state instead of failing.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class SharedStateUnavailableError extends Schema.TaggedError<SharedStateUnavailableError>(
+  "@orchestify/providers/LLMError/SharedStateUnavailableError"
+)("SharedStateUnavailableError", {
+  ...common,
+  /** The store operation that failed (`"limiter.admit"`, ...). */
+  operation: Schema.optional(Schema.String)
+}) {
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return true
+  }
+  /** @since 0.1.0 */
+  get [TypeId](): TypeId {
+    return TypeId
+  }
+}
+
+/**
  * Every way an LLM call can fail, as a Schema (for serialising errors across boundaries).
  *
  * @since 0.1.0
@@ -353,7 +379,8 @@ export const LLMError = Schema.Union(
   InvalidRequestError,
   MalformedResponseError,
   BudgetExceededError,
-  CircuitOpenError
+  CircuitOpenError,
+  SharedStateUnavailableError
 )
 
 /**
@@ -384,7 +411,8 @@ const tags: ReadonlySet<string> = new Set<Tag>([
   "InvalidRequestError",
   "MalformedResponseError",
   "BudgetExceededError",
-  "CircuitOpenError"
+  "CircuitOpenError",
+  "SharedStateUnavailableError"
 ])
 
 /**

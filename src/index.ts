@@ -30,9 +30,13 @@ export * as ProviderRegistry from "./ProviderRegistry.js"
 /** @since 0.1.0 */
 export * as ProvidersConfig from "./ProvidersConfig.js"
 /** @since 0.1.0 */
+export * as RateLimit from "./RateLimit.js"
+/** @since 0.1.0 */
 export * as Resilience from "./Resilience.js"
 /** @since 0.1.0 */
 export * as Response from "./Response.js"
+/** @since 0.1.0 */
+export * as SharedState from "./SharedState.js"
 /** @since 0.1.0 */
 export * as Telemetry from "./Telemetry.js"
 /** @since 0.1.0 */

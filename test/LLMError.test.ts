@@ -18,7 +18,12 @@ describe("LLMError", () => {
     new LLMError.TimeoutError({ provider: "p", message: "late", timeout: Duration.millis(1500) }),
     new LLMError.CircuitOpenError({ provider: "p", message: "open", retryAfter: Duration.seconds(30) }),
     new LLMError.BudgetExceededError({ provider: "p", message: "over", limit: 1, spent: 1.2 }),
-    new LLMError.ConnectionError({ provider: "p", message: "reset" })
+    new LLMError.ConnectionError({ provider: "p", message: "reset" }),
+    new LLMError.SharedStateUnavailableError({
+      provider: "shared-state",
+      message: "redis did not answer within 250 ms",
+      operation: "limiter.admit"
+    })
   ]
 
   it("every error survives JSON across a boundary and keeps its tag and retryability", () => {
@@ -41,7 +46,8 @@ describe("LLMError", () => {
       "RateLimitError",
       "TimeoutError",
       "CircuitOpenError",
-      "ConnectionError"
+      "ConnectionError",
+      "SharedStateUnavailableError"
     ])
     expect(LLMError.isLLMError(samples[0])).toBe(true)
     expect(LLMError.isLLMError(new Error("x"))).toBe(false)
@@ -71,6 +77,7 @@ describe("LLMError", () => {
     expect(LLMError.TypeId).toBe(Symbol.for("@orchestify/providers/LLMError"))
     const identifiers = LLMError.LLMError.members.map((member) => member.identifier)
     expect(identifiers).toContain("@orchestify/providers/LLMError/RateLimitError")
+    expect(identifiers).toContain("@orchestify/providers/LLMError/SharedStateUnavailableError")
     for (const id of identifiers) expect(id).toMatch(/^@orchestify\/providers\/LLMError\/[A-Za-z]+Error$/)
   })
 })
