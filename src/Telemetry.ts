@@ -140,7 +140,9 @@ export const withRedactedHeaders: {
  */
 export const SpanNames = {
   complete: "LLM.complete",
-  stream: "LLM.stream"
+  stream: "LLM.stream",
+  /** A count request to the provider (Anthropic's `count_tokens`): `countTokens({ method: "provider" })` and the context-fit guard's confirming count. */
+  countTokens: "LLM.countTokens"
 } as const
 
 /**

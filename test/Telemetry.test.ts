@@ -407,6 +407,25 @@ layer(FakeProviderServer.layer())("Telemetry", (it) => {
       expect(total(series, "llm.calls")).toBe(0)
     }))
 
+  it.scoped("a count request (Anthropic count_tokens) has its own client span, counted in no usage", () =>
+    Effect.gen(function*() {
+      const { llm, server } = yield* setup(targets[0]!)
+      yield* server.setTokenCount(1234)
+      const { llmSpans, tracer } = recordingTracer()
+      const counted = yield* llm.countTokens(ask("Hi", { model: "claude-sonnet-4-6" }), { method: "provider" }).pipe(
+        Effect.withTracer(tracer)
+      )
+      expect(counted).toEqual({ inputTokens: 1234, method: "provider" })
+      const spans = llmSpans()
+      expect(spans.map((span) => [span.name, span.kind])).toEqual([["LLM.countTokens", "client"]])
+      expect(Exit.isSuccess(ended(spans[0]!))).toBe(true)
+      expect(spans[0]!.attributes.get(A.requestModel)).toBe("claude-sonnet-4-6")
+      expect(spans[0]!.attributes.get(A.providerId)).toBe(llm.providerId)
+      expect(spans[0]!.attributes.get(A.usageInputTokens)).toBe(1234)
+      expect((yield* server.requests).map((request) => request.path)).toEqual(["/v1/messages/count_tokens"])
+      expect((yield* llm.usage).calls).toBe(0)
+    }))
+
   it.scoped("spans exported through @effect/opentelemetry: client kind, error status, GenAI attributes", () =>
     Effect.gen(function*() {
       const exporter = new InMemorySpanExporter()

@@ -117,6 +117,23 @@ export const make = (driver: LLM.Driver): Effect.Effect<LLM.Service> =>
     }
 
     /**
+     * The driver's exact count (a request to the provider), in a client span of its own: counted in
+     * no usage, as the provider bills no tokens for it.
+     */
+    const exactCount = (resolved: ResolvedRequest): Effect.Effect<number, LLMError.LLMError> => {
+      const options = internal.spanOptions(driver.providerType, driver.providerId, resolved)
+      return Effect.tap(
+        driver.countTokens!(resolved),
+        (inputTokens) => Effect.annotateCurrentSpan(Telemetry.Attributes.usageInputTokens, inputTokens)
+      ).pipe(
+        Effect.withSpan(Telemetry.SpanNames.countTokens, {
+          ...options,
+          attributes: { ...options.attributes, [Telemetry.Attributes.operationName]: "count_tokens" }
+        })
+      )
+    }
+
+    /**
      * Whether a request surely fits its model's window, with no count: every BPE token is at least
      * one UTF-8 byte and a UTF-16 unit at most 3 bytes, so 3 x its characters (plus generous
      * framing) bounds its tokens. Most requests are far from the window and pass here.
@@ -140,7 +157,7 @@ export const make = (driver: LLM.Driver): Effect.Effect<LLM.Service> =>
       return Effect.flatMap(Tokenizer.countLocal(resolved), (local) => {
         if (local.inputTokens + resolved.maxTokens <= window) return Effect.succeed(resolved)
         if (driver.countTokens !== undefined) {
-          return Effect.match(driver.countTokens(resolved), {
+          return Effect.match(exactCount(resolved), {
             onFailure: () => driver.clampMaxTokens === true ? decide(resolved, window, local) : resolved,
             onSuccess: (inputTokens) => decide(resolved, window, { inputTokens, method: "provider" })
           })
@@ -330,7 +347,7 @@ export const make = (driver: LLM.Driver): Effect.Effect<LLM.Service> =>
         const invalid = driver.validate?.(resolved)
         if (invalid !== undefined) return Effect.fail(invalid)
         return Effect.map(
-          Effect.mapErrorCause(driver.countTokens(resolved), originalErrors),
+          Effect.mapErrorCause(exactCount(resolved), originalErrors),
           (inputTokens): Tokens.TokenCount => ({ inputTokens, method: "provider" })
         )
       }
