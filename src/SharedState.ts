@@ -274,8 +274,13 @@ export const make: Effect.Effect<Service> = Effect.sync(() => {
   const epoch = Crypto.randomUUID()
   const now = Effect.map(Clock.currentTimeMillis, (ms) => ms * 1000)
   /** Remembers `opId`; `false` when it was already seen (a resend). Sweeps expired ids as it goes. */
+  // Expired ids are swept when the map has doubled since the last sweep: amortised O(1) per write.
+  let sweepAt = 10_000
   const firstTime = (opId: string, at: number): boolean => {
-    if (ops.size > 10_000) { for (const [id, until] of ops) if (until <= at) ops.delete(id) }
+    if (ops.size > sweepAt) {
+      for (const [id, until] of ops) if (until <= at) ops.delete(id)
+      sweepAt = Math.max(10_000, ops.size * 2)
+    }
     const until = ops.get(opId)
     if (until !== undefined && until > at) return false
     ops.set(opId, at + dedupeMillis * 1000)
