@@ -55,6 +55,7 @@ import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as BudgetScope from "./internal/budget/scope.js"
 import * as Pool from "./internal/pool.js"
 import * as Lifetime from "./internal/registry/lifetime.js"
+import * as RateLimits from "./internal/registry/rateLimits.js"
 import * as Resilient from "./internal/registry/resilient.js"
 import * as SummaryTable from "./internal/registry/summary.js"
 import * as LLM from "./LLM.js"
@@ -578,8 +579,13 @@ export const make = (
     // The budget: each provider's calls (every attempt) reserve before they are sent.
     const budgetOptions = budgetOptionsOf(config)
     const budget = budgetOptions === undefined ? undefined : yield* Budget.make(budgetOptions)
+    // Rate limits (issue 14): each attempt of a provider is admitted by its `rate_limits`.
+    const rateLimits = yield* RateLimits.make(config)
     const guarded = new Map(
-      Array.from(bases, ([id, llm]) => [id, budget === undefined ? llm : Budget.guard(llm, budget)] as const)
+      Array.from(bases, ([id, base]) => {
+        const llm = rateLimits.provider(id, base)
+        return [id, budget === undefined ? llm : Budget.guard(llm, budget)] as const
+      })
     )
     const asFallback = new Map<string, LLM.Service>()
     for (const provider of providers) {
@@ -648,7 +654,8 @@ export const make = (
         const own = agentServices.get(agentId)
         return (own === undefined ? get(agent.provider) : Effect.succeed(own)).pipe(
           Effect.map((llm) => {
-            const withAgentDefaults = withDefaults(llm, agent)
+            // Its own `rate_limits` (issue 14) see the request with the agent's defaults applied.
+            const withAgentDefaults = withDefaults(rateLimits.agent(agentId, llm), agent)
             // Its calls count against the agent's scope (under budgets.scopes "*" too).
             return budget === undefined ? withAgentDefaults : BudgetScope.withScope(withAgentDefaults, agentId)
           }),

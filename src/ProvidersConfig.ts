@@ -177,6 +177,32 @@ export type BudgetSettings = Schema.Schema.Type<typeof BudgetSettingsSchema>
  */
 export type BudgetsSettings = Schema.Schema.Type<typeof BudgetsSchema>
 
+// -----------------------------------------------------------------------------
+// Rate limits and shared state (issue 14): types
+// -----------------------------------------------------------------------------
+
+/**
+ * A `rate_limits` mapping of a provider or agent, as `RateLimit.Limits` takes it: `rpm`, `tpm`,
+ * `itpm`, `otpm` per `period` (default one minute), and `max_wait` (default 30 s), the longest a
+ * call waits for its turn. Under a provider: each of its models; under an agent: the agent's calls.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type RateLimitSettings = Schema.Schema.Type<typeof RateLimitSettingsSchema>
+
+/**
+ * The top-level `shared_state` mapping: `redis_url` (a secret: `${REDIS_URL}`), `namespace`,
+ * `on_unavailable` (`fail` or `local`: what budgets do when the store is unavailable; rate limits
+ * always fall back to local state) and `timeout` (of every store call, default 250 ms).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type SharedStateSettings = Schema.Schema.Type<typeof SharedStateSettingsSchema>
+
+// (end of rate limits and shared state: types)
+
 /**
  * What the registry wraps a provider's (or an agent's) `LLM` in, in `Resilience.wrap`'s order:
  * `fallback(retry(circuitBreaker(timeout(llm))))`. A setting left out is not applied; `false` turns
@@ -230,6 +256,8 @@ export interface Provider extends ResilienceSettings {
   readonly headers?: Readonly<Record<string, Redacted.Redacted<string>>> | undefined
   /** `budget`: the limit of this provider's calls (every attempt, its agents' included). */
   readonly budget?: BudgetSettings | undefined
+  /** `rate_limits` (issue 14): the client-side limits of each of this provider's models (every attempt). */
+  readonly rateLimits?: RateLimitSettings | undefined
 }
 
 /**
@@ -249,6 +277,8 @@ export interface Agent extends ResilienceSettings {
   readonly system?: string | undefined
   /** `budget`: the limit of this agent's calls (the budget scope named by the agent's id). */
   readonly budget?: BudgetSettings | undefined
+  /** `rate_limits` (issue 14): the client-side limits of this agent's calls, on top of its provider's. */
+  readonly rateLimits?: RateLimitSettings | undefined
 }
 
 /**
@@ -266,6 +296,8 @@ export interface ProvidersConfig {
   readonly agents: Readonly<Record<string, Agent>>
   /** `budgets`: the total and per-scope limits, and the budget's rules. */
   readonly budgets?: BudgetsSettings | undefined
+  /** `shared_state` (issue 14): the store rate limits share across processes. */
+  readonly sharedState?: SharedStateSettings | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -456,6 +488,52 @@ export const BudgetsSchema = Schema.Struct({
   )
 }).annotations({ identifier: "BudgetsSettings", ...strict })
 
+// -----------------------------------------------------------------------------
+// Rate limits and shared state (issue 14): schemas
+// -----------------------------------------------------------------------------
+
+/**
+ * A `rate_limits` mapping of a provider or agent (snake_case keys; unknown keys are refused).
+ *
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const RateLimitSettingsSchema = Schema.Struct({
+  rpm: optional(PositiveInt),
+  tpm: optional(PositiveInt),
+  itpm: optional(PositiveInt),
+  otpm: optional(PositiveInt),
+  period: optional(TimeoutSchema),
+  maxWait: optionalKey(TimeoutSchema, "max_wait")
+}).annotations({ identifier: "RateLimitSettings", ...strict })
+
+const RateLimitSettingsField = expecting(
+  RateLimitSettingsSchema,
+  "a mapping with rpm, tpm, itpm, otpm, period and max_wait",
+  { override: false }
+)
+
+/**
+ * The top-level `shared_state` mapping (snake_case keys; unknown keys are refused).
+ *
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const SharedStateSettingsSchema = Schema.Struct({
+  redisUrl: optionalKey(Secret, "redis_url"),
+  namespace: optional(NonEmptyString),
+  onUnavailable: optionalKey(expecting(Schema.Literal("fail", "local"), "fail or local"), "on_unavailable"),
+  timeout: optional(TimeoutSchema)
+}).annotations({ identifier: "SharedStateSettings", ...strict })
+
+const SharedStateSettingsField = expecting(
+  SharedStateSettingsSchema,
+  "a mapping with redis_url, namespace, on_unavailable and timeout",
+  { override: false }
+)
+
+// (end of rate limits and shared state: schemas)
+
 /**
  * A setting written as a mapping, as `false` (off), as `true` (when `whenTrue` is given) or as a
  * scalar that `scalar` reads. A mapping is decoded with `settings`, its problems named by their own
@@ -534,7 +612,8 @@ export const ProviderSchema = Schema.Struct({
   apiVersion: optionalKey(NonEmptyString, "api_version"),
   headers: optional(Headers),
   ...resilienceFields,
-  budget: optional(BudgetSettingsField)
+  budget: optional(BudgetSettingsField),
+  rateLimits: optionalKey(RateLimitSettingsField, "rate_limits")
 }).annotations({ identifier: "Provider", ...strict })
 
 /**
@@ -558,7 +637,8 @@ export const AgentSchema = Schema.Struct({
   temperature: optional(Temperature),
   system: optional(expecting(Schema.String, "a string")),
   ...resilienceFields,
-  budget: optional(BudgetSettingsField)
+  budget: optional(BudgetSettingsField),
+  rateLimits: optionalKey(RateLimitSettingsField, "rate_limits")
 }).annotations({ identifier: "Agent", ...strict })
 
 /**
@@ -590,7 +670,8 @@ export const FileSchema = Schema.Struct({
   )),
   budgets: optional(expecting(BudgetsSchema, "a mapping with total, scopes and the budget's rules", {
     override: false
-  }))
+  })),
+  sharedState: optionalKey(SharedStateSettingsField, "shared_state")
 }).annotations({ identifier: "ProvidersConfig", ...strict })
 
 /**
@@ -651,9 +732,11 @@ const resolve = (file: FileSettings, source: string): ProvidersConfig => {
   for (const [id, settings] of Object.entries(file.agents ?? {})) {
     agents[id] = { ...settings, id }
   }
-  return file.budgets === undefined
+  const resolved: ProvidersConfig = file.budgets === undefined
     ? { source, providers, agents }
     : { source, providers, agents, budgets: file.budgets }
+  // Rate limits and shared state (issue 14).
+  return file.sharedState === undefined ? resolved : { ...resolved, sharedState: file.sharedState }
 }
 
 /**

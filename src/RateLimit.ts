@@ -102,6 +102,12 @@ export interface Options {
   readonly maxWait?: Duration.DurationInput | undefined
   /** After the store failed, use local limits for this long before trying the store again. Default 1 s. */
   readonly retryStoreAfter?: Duration.DurationInput | undefined
+  /**
+   * The name buckets are kept under in place of the provider id (`"<bucket>:<model>"`, and the
+   * `limits` keys with it): e.g. `"agent:planner"` for limits of one agent's calls apart from its
+   * provider's.
+   */
+  readonly bucket?: string | undefined
 }
 
 /**
@@ -212,8 +218,9 @@ const protect = (llm: LLM.Service, options: Options, stores: Stores): LLM.Servic
   const maxWait = Duration.decode(options.maxWait ?? Duration.seconds(30))
   const resolve = (request: LLM.CompletionRequest): Resolved | undefined => {
     const model = request.model ?? llm.defaultModel
-    const key = `${llm.providerId}:${model}`
-    const limits = options.limits[key] ?? options.limits[llm.providerId]
+    const bucket = options.bucket ?? llm.providerId
+    const key = `${bucket}:${model}`
+    const limits = options.limits[key] ?? options.limits[bucket]
     if (limits === undefined) return undefined
     return { key, limits, period: Duration.decode(limits.period ?? Duration.minutes(1)) }
   }
@@ -340,6 +347,28 @@ const protect = (llm: LLM.Service, options: Options, stores: Stores): LLM.Servic
     }
   }
 }
+
+/**
+ * A limiter made once and applied to any number of `LLM`s: its local fallback state is shared by
+ * all of them (see {@link withRateLimit}).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LLM, RateLimit } from "@orchestify/providers"
+ *
+ * const program = Effect.gen(function*() {
+ *   const limit = yield* RateLimit.make({ limits: { openai: { rpm: 60 } } })
+ *   const llm = limit(yield* LLM.LLM)
+ *   return llm.providerId
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make = (options: Options): Effect.Effect<(llm: LLM.Service) => LLM.Service> =>
+  Effect.map(makeStores(options), (stores) => (llm: LLM.Service) => protect(llm, options, stores))
 
 /**
  * An `LLM` behind rate limits (see the module's notes). The limits live in the `SharedState` in

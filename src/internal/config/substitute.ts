@@ -13,7 +13,9 @@ import { isRecord, type Path, type Problem } from "./problem.js"
 
 /** `providers.<id>.api_key` and everything under `providers.<id>.headers`. */
 export const isSecretPath = (path: Path): boolean =>
-  path[0] === "providers" && path.length >= 3 && (path[2] === "api_key" || path[2] === "headers")
+  (path[0] === "providers" && path.length >= 3 && (path[2] === "api_key" || path[2] === "headers")) ||
+  // Issue 14: a Redis URL may carry a password.
+  (path[0] === "shared_state" && path[1] === "redis_url")
 
 type Segment =
   | { readonly _tag: "Text"; readonly text: string }
