@@ -322,6 +322,7 @@ const commonOptions = (provider: ProvidersConfig.Provider) => ({
   providerId: provider.id,
   defaultModel: provider.defaultModel,
   maxTokens: provider.maxTokens,
+  clampMaxTokens: provider.clampMaxTokens,
   baseUrl: provider.baseUrl,
   timeout: provider.timeout,
   pricing: provider.pricing,

@@ -242,6 +242,8 @@ export interface Provider extends ResilienceSettings {
   readonly apiKey?: Redacted.Redacted<string> | undefined
   readonly defaultModel?: string | undefined
   readonly maxTokens?: number | undefined
+  /** `clamp_max_tokens`: cut `maxTokens` to what fits the model's window instead of refusing the call. */
+  readonly clampMaxTokens?: boolean | undefined
   readonly baseUrl?: string | undefined
   readonly timeout?: Duration.Duration | undefined
   /** Price overrides (USD per million tokens), looked up before the built-in table. */
@@ -604,6 +606,7 @@ export const ProviderSchema = Schema.Struct({
   apiKey: optionalKey(Secret, "api_key"),
   defaultModel: optionalKey(NonEmptyString, "default_model"),
   maxTokens: optionalKey(PositiveInt, "max_tokens"),
+  clampMaxTokens: optionalKey(Schema.Boolean, "clamp_max_tokens"),
   baseUrl: optionalKey(Url, "base_url"),
   timeout: optional(TimeoutSchema),
   pricing: optional(Pricing.PriceTableSchema),

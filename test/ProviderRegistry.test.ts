@@ -16,6 +16,7 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { inspect } from "node:util"
 import * as LLM from "../src/LLM.js"
+import * as LLMError from "../src/LLMError.js"
 import * as Message from "../src/Message.js"
 import * as ProviderRegistry from "../src/ProviderRegistry.js"
 import * as LiteLLM from "../src/providers/LiteLLM.js"
@@ -753,6 +754,40 @@ providers:
             "  - providers.claude_main.fallbacks: provider \"gone\" is not defined\n" +
             "  - agents.planner.fallbacks: provider \"elsewhere\" is not defined"
         )
+      }))
+
+    it.scoped("clamp_max_tokens: a provider configured to clamp sends maxTokens cut to what fits the window", () =>
+      Effect.gen(function*() {
+        const server = yield* FakeProviderServer.FakeProviderServer
+        yield* server.reset
+        yield* server.enqueue(Reply.scripted({ text: "clamped" }), Reply.scripted({ text: "unclamped" }))
+        const document = (clamp: boolean): ProvidersConfig.Document => ({
+          providers: {
+            openai_main: {
+              api_key: "${OPENAI_API_KEY}",
+              default_model: "gpt-4o",
+              base_url: "${FAKE_URL}/v1",
+              ...(clamp ? { clamp_max_tokens: true } : {})
+            }
+          }
+        })
+        const call = (clamp: boolean) =>
+          Effect.exit(LLM.complete(ask("Hi", { maxTokens: 1_000_000 }))).pipe(
+            Effect.provide(ProviderRegistry.llm("openai_main")),
+            Effect.provide(ProviderRegistry.layerFromConfig(document(clamp))),
+            Effect.withConfigProvider(envFor(server))
+          )
+        expect(Exit.isSuccess(yield* call(true))).toBe(true)
+        const [request] = yield* server.requests
+        const sent = request!.body as { max_completion_tokens?: number; max_tokens?: number }
+        const maxTokens = sent.max_completion_tokens ?? sent.max_tokens ?? 0
+        // gpt-4o's window is 128,000 tokens: what is left after the prompt's few tokens
+        expect(maxTokens).toBeGreaterThan(127_900)
+        expect(maxTokens).toBeLessThan(128_000)
+        // Without it, the request does not fit and is refused before any request
+        const refused = yield* call(false)
+        expect(Exit.isFailure(refused) && Cause.squash(refused.cause)).toBeInstanceOf(LLMError.ContextLengthError)
+        expect(yield* server.requests).toHaveLength(1)
       }))
 
     it.scoped("layerFromConfig takes the document as written in code, decoded with the same checks; bad input is a ProvidersConfigError", () =>

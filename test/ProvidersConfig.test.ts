@@ -639,7 +639,7 @@ top_level: 1
   - examples/bad.yaml:6:5: providers.claude_main.max_tokens: expected a positive integer, got "lots"
   - examples/bad.yaml:7:5: providers.claude_main.timeout: expected a duration such as "30 seconds" or a number of seconds, got "soon"
   - examples/bad.yaml:8:5: providers.claude_main.base_url: expected an http(s) URL, got "api.anthropic.com"
-  - examples/bad.yaml:9:5: providers.claude_main.max_token: unknown field; expected one of: type, api_key, default_model, max_tokens, base_url, timeout, pricing, organization, project, api_version, headers, retry, request_timeout, circuit_breaker, fallbacks, same_model, budget
+  - examples/bad.yaml:9:5: providers.claude_main.max_token: unknown field; expected one of: type, api_key, default_model, max_tokens, clamp_max_tokens, base_url, timeout, pricing, organization, project, api_version, headers, retry, request_timeout, circuit_breaker, fallbacks, same_model, budget
   - examples/bad.yaml:12:5: providers.openai_main.organization: environment variable OPENAI_ORG is not set
   - examples/bad.yaml:13:5: providers.openai_main.api_version: is not taken by an openai provider (litellm only)
   - examples/bad.yaml:10:3: providers.openai_main.api_key: is required for an openai provider (for example api_key: \${OPENAI_API_KEY})

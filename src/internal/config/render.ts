@@ -27,6 +27,7 @@ const knownKeys = (path: Path): ReadonlyArray<string> | undefined => {
           "api_key",
           "default_model",
           "max_tokens",
+          "clamp_max_tokens",
           "base_url",
           "timeout",
           "pricing",
