@@ -11,6 +11,9 @@
  *   `retryAfter` set, `status` absent.
  * - A provider 429 with a `retryAfter` sets a cooldown on its provider and model: no caller on
  *   the store (any worker) sends to it until it ends.
+ * - The provider's rate-limit headers, on every reply (`LLMResponse.rateLimits`) and on a 429,
+ *   tighten the limits: what it says is left is the most the bucket holds; nothing left is a
+ *   cooldown until its reset.
  * - When the store is unavailable (Redis down or slow), limits fall back to local state in this
  *   process, with a warning in the log and the {@link fallbacks} metric, and go back to the store
  *   after `retryStoreAfter`. Never a hang (every store call has a timeout), never a defect.
@@ -425,7 +428,10 @@ const protect = (llm: LLM.Service, options: Options, stores: Stores): LLM.Servic
         llm.complete(request).pipe(
           Effect.tap((response) => {
             const usage = finishUsage(response)
-            return usage === undefined ? Effect.void : settle(r, usage)
+            return Effect.zipRight(
+              usage === undefined ? Effect.void : settle(r, usage),
+              observe(r, response.rateLimits)
+            )
           }),
           Effect.tapError((error) => onFailure(r, error))
         ))
@@ -438,7 +444,7 @@ const protect = (llm: LLM.Service, options: Options, stores: Stores): LLM.Servic
           Stream.tap((event) => {
             if (event._tag !== "Finish") return Effect.void
             const usage = finishUsage(event)
-            return usage === undefined ? Effect.void : settle(r, usage)
+            return Effect.zipRight(usage === undefined ? Effect.void : settle(r, usage), observe(r, event.rateLimits))
           }),
           Stream.tapError((error) => onFailure(r, error))
         )))

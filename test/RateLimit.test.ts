@@ -170,6 +170,60 @@ layer(FakeProviderServer.layer())("RateLimit in memory (real SDKs, FakeProviderS
       expect((yield* server.requests).length).toBe(1)
     }))
 
+  it.scoped("the rate-limit headers of a successful reply are exposed and tighten the limit (complete and stream)", () =>
+    Effect.gen(function*() {
+      const server = yield* setup
+      const headers = {
+        "x-ratelimit-limit-requests": "500",
+        "x-ratelimit-remaining-requests": "1",
+        "x-ratelimit-reset-requests": "120ms"
+      }
+      const completion = {
+        id: "chatcmpl-1",
+        object: "chat.completion",
+        created: 0,
+        model: "gpt-4o-mini",
+        choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }],
+        usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 }
+      }
+      yield* server.enqueue(Reply.json(completion, { headers }))
+      const provider = yield* openai(server)
+      // The provider exposes them on a successful reply (and sends none when it got none).
+      expect((yield* provider.complete(ask("bare"))).rateLimits).toEqual(headers)
+      expect((yield* provider.complete(ask("no headers"))).rateLimits).toBeUndefined()
+      yield* server.enqueue(Reply.json(completion, { headers }))
+      const llm = yield* RateLimit.withRateLimit(provider, { limits: { openai: { rpm: 500 } }, maxWait: 0 })
+      const reply = yield* llm.complete(ask("first"))
+      expect(reply.rateLimits).toEqual(headers)
+      // The provider said 1 left: one more goes, the next is refused locally.
+      yield* llm.complete(ask("second"))
+      const third = failureOf(yield* Effect.exit(llm.complete(ask("third"))))
+      expect(third?._tag === "RateLimitError" && third.status).toBeUndefined()
+      expect((yield* server.requests).length).toBe(4)
+      // A stream's Finish carries them too.
+      yield* server.enqueue(Reply.sse([
+        FakeProviderServer.SseItem.event({
+          id: "c",
+          object: "chat.completion.chunk",
+          created: 0,
+          model: "gpt-4o-mini",
+          choices: [{ index: 0, delta: { content: "ok" }, finish_reason: "stop" }]
+        }),
+        FakeProviderServer.SseItem.event({
+          id: "c",
+          object: "chat.completion.chunk",
+          created: 0,
+          model: "gpt-4o-mini",
+          choices: [],
+          usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 }
+        }),
+        FakeProviderServer.SseItem.raw("data: [DONE]\n\n")
+      ], { headers }))
+      const events = yield* Stream.runCollect(provider.stream(ask("stream")))
+      const finish = Array.from(events).find((e) => e._tag === "Finish")
+      expect(finish?._tag === "Finish" && finish.rateLimits).toEqual(headers)
+    }))
+
   it.scoped("Anthropic itpm / otpm: a call whose output cap exceeds otpm can never pass (not retryable, no request)", () =>
     Effect.gen(function*() {
       const server = yield* setup
