@@ -86,29 +86,41 @@ const program = Effect.gen(function*() {
   )
   const shared = yield* Effect.provideService(RateLimit.withRateLimit(bare, limits), SharedState.SharedState, store)
 
-  const variants: ReadonlyArray<readonly [string, LLM.Service]> = [["bare", bare], ["memory", memory], [
-    "redis",
-    shared
-  ]]
+  // rpm only: no forecast, no correction after the call (one round trip).
+  const rpmOnly = yield* Effect.provideService(
+    RateLimit.withRateLimit(bare, { limits: { bench: { rpm: 1e9 } }, maxWait: Duration.seconds(1) }),
+    SharedState.SharedState,
+    store
+  )
+  const variants: ReadonlyArray<readonly [string, LLM.Service]> = [
+    ["bare", bare],
+    ["memory", memory],
+    ["redis", shared],
+    ["redis, rpm only", rpmOnly]
+  ]
   const samples = new Map<string, Array<number>>(variants.map(([name]) => [name, []]))
   // Warm up (JIT, script load, tokenizer).
   for (const [, llm] of variants) for (let i = 0; i < 200; i++) yield* llm.complete(request)
 
   let redisCalls = 0
-  const sentBefore = sent
+  let sentByRedis = 0
   for (let round = 0; round < rounds; round++) {
     const order = variants.map((_, i) => variants[(i + round) % variants.length]!)
     for (const [name, llm] of order) {
       const out = samples.get(name)!
+      const sentBefore = sent
       for (let i = 0; i < callsPerRound; i++) {
         const started = performance.now()
         yield* llm.complete(request)
         out.push(performance.now() - started)
       }
-      if (name === "redis") redisCalls += callsPerRound
+      if (name === "redis") {
+        redisCalls += callsPerRound
+        sentByRedis += sent - sentBefore
+      }
     }
   }
-  const roundTrips = (sent - sentBefore) / redisCalls
+  const roundTrips = sentByRedis / redisCalls
 
   // Throughput: 64 calls in flight, 5,000 calls.
   const throughput = (llm: LLM.Service) =>
@@ -144,7 +156,9 @@ const program = Effect.gen(function*() {
       } | ${Math.round(perSecond.get(name)!)} |`
     )
   }
-  console.log(`\nRedis round trips per guarded call: ${roundTrips.toFixed(2)} (admit, then the tpm correction)`)
+  console.log(
+    `\nRedis round trips per guarded call (rpm + tpm): ${roundTrips.toFixed(2)} (admit, then the tpm correction)`
+  )
 })
 
 Effect.runPromise(Effect.scoped(program)).catch((error) => {

@@ -11,6 +11,9 @@
  *   `retryAfter` set, `status` absent.
  * - A provider 429 with a `retryAfter` sets a cooldown on its provider and model: no caller on
  *   the store (any worker) sends to it until it ends.
+ * - The provider's rate-limit headers, on every reply (`LLMResponse.rateLimits`) and on a 429,
+ *   tighten the limits: what it says is left is the most the bucket holds; nothing left is a
+ *   cooldown until its reset.
  * - When the store is unavailable (Redis down or slow), limits fall back to local state in this
  *   process, with a warning in the log and the {@link fallbacks} metric, and go back to the store
  *   after `retryStoreAfter`. Never a hang (every store call has a timeout), never a defect.
@@ -128,6 +131,83 @@ export interface Options {
 export const fallbacks: Metric.Metric.Counter<number> = Metric.counter("orchestify_rate_limit_store_fallbacks_total", {
   description: "Rate-limit store calls that fell back to local limits because the shared state was unavailable"
 })
+
+/**
+ * What a provider's rate-limit headers say is left of one limit: OpenAI's
+ * `x-ratelimit-remaining-requests` / `-tokens` with `x-ratelimit-reset-*` (durations such as
+ * `6m0s`, `20ms`), Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-remaining`
+ * with `-reset` (an RFC 3339 time).
+ *
+ * @example
+ * ```ts
+ * import { RateLimit } from "@orchestify/providers"
+ *
+ * RateLimit.parseHeaders({ "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s" }, new Date())
+ * // [{ limit: "rpm", remaining: 0, reset: 360 seconds }]
+ * ```
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Observed {
+  readonly limit: "rpm" | "tpm" | "itpm" | "otpm"
+  readonly remaining: number
+  readonly reset: Duration.Duration
+}
+
+const parseGoDuration = (text: string): Duration.Duration | undefined => {
+  let millis = 0
+  let any = false
+  for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) {
+    any = true
+    const n = Number(amount)
+    millis += unit === "ms" ? n : unit === "s" ? n * 1000 : unit === "m" ? n * 60_000 : n * 3_600_000
+  }
+  return any ? Duration.millis(millis) : undefined
+}
+
+/**
+ * Reads a provider's rate-limit headers (see {@link Observed}); `now` turns Anthropic's reset
+ * times into waits. Unknown or malformed headers are skipped.
+ *
+ * @example
+ * ```ts
+ * import { RateLimit } from "@orchestify/providers"
+ *
+ * const left = RateLimit.parseHeaders({ "anthropic-ratelimit-output-tokens-remaining": "1200" }, new Date())
+ * ```
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const parseHeaders = (headers: Readonly<Record<string, string>>, now: Date): ReadonlyArray<Observed> => {
+  const lower = new Map(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v.trim()]))
+  const out: Array<Observed> = []
+  const read = (
+    limit: Observed["limit"],
+    remainingName: string,
+    resetName: string,
+    reset: (v: string) => number | undefined
+  ) => {
+    const remaining = Number(lower.get(remainingName))
+    if (!lower.has(remainingName) || !Number.isFinite(remaining)) return
+    const resetText = lower.get(resetName)
+    const millis = resetText === undefined ? 0 : reset(resetText) ?? 0
+    out.push({ limit, remaining, reset: Duration.millis(Math.max(0, millis)) })
+  }
+  const go = (v: string) => parseGoDuration(v) === undefined ? undefined : Duration.toMillis(parseGoDuration(v)!)
+  const at = (v: string) => {
+    const t = Date.parse(v)
+    return Number.isNaN(t) ? undefined : t - now.getTime()
+  }
+  read("rpm", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests", go)
+  read("tpm", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", go)
+  read("rpm", "anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset", at)
+  read("tpm", "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset", at)
+  read("itpm", "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset", at)
+  read("otpm", "anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset", at)
+  return out
+}
 
 interface Resolved {
   readonly key: string
@@ -300,18 +380,39 @@ const protect = (llm: LLM.Service, options: Options, stores: Stores): LLM.Servic
       )
     )
 
+  /** What the provider's rate-limit headers say is left tightens the configured limits of the call. */
+  const observe = (r: Reservation, headers: Readonly<Record<string, string>> | undefined): Effect.Effect<void> =>
+    headers === undefined ?
+      Effect.void :
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.forEach(parseHeaders(headers, new Date(now)), (o) => {
+          const max = r.resolved.limits[o.limit]
+          if (max === undefined) return Effect.void
+          const limit = { name: o.limit, max, period: r.resolved.period }
+          return Effect.asVoid(
+            onStore(
+              stores,
+              "observe",
+              (s) => s.limiter.observe(r.resolved.key, limit, o.remaining, o.reset, `${r.id}:observe:${o.limit}`)
+            )
+          )
+        }, { discard: true }))
+
   /** A provider 429 with a wait: every caller on the store waits; its reserved tokens are refunded. */
   const onFailure = (r: Reservation, error: LLMError.LLMError): Effect.Effect<void> => {
     if (error._tag !== "RateLimitError" || error.status !== 429) return Effect.void
     return Effect.zipRight(
-      Option.match(error.retryAfter, {
-        onNone: () => Effect.void,
-        onSome: (wait) =>
-          Effect.asVoid(
-            onStore(stores, "cooldown", (s) => s.limiter.cooldown(r.resolved.key, wait, `${r.id}:cooldown`))
-          )
-      }),
-      settle(r, "refund")
+      observe(r, error.rateLimits),
+      Effect.zipRight(
+        Option.match(error.retryAfter, {
+          onNone: () => Effect.void,
+          onSome: (wait) =>
+            Effect.asVoid(
+              onStore(stores, "cooldown", (s) => s.limiter.cooldown(r.resolved.key, wait, `${r.id}:cooldown`))
+            )
+        }),
+        settle(r, "refund")
+      )
     )
   }
 
@@ -327,7 +428,10 @@ const protect = (llm: LLM.Service, options: Options, stores: Stores): LLM.Servic
         llm.complete(request).pipe(
           Effect.tap((response) => {
             const usage = finishUsage(response)
-            return usage === undefined ? Effect.void : settle(r, usage)
+            return Effect.zipRight(
+              usage === undefined ? Effect.void : settle(r, usage),
+              observe(r, response.rateLimits)
+            )
           }),
           Effect.tapError((error) => onFailure(r, error))
         ))
@@ -340,7 +444,7 @@ const protect = (llm: LLM.Service, options: Options, stores: Stores): LLM.Servic
           Stream.tap((event) => {
             if (event._tag !== "Finish") return Effect.void
             const usage = finishUsage(event)
-            return usage === undefined ? Effect.void : settle(r, usage)
+            return Effect.zipRight(usage === undefined ? Effect.void : settle(r, usage), observe(r, event.rateLimits))
           }),
           Stream.tapError((error) => onFailure(r, error))
         )))

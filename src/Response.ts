@@ -60,6 +60,11 @@ export interface LLMResponse {
   readonly usageUnknown?: true
   readonly providerId: string
   readonly requestId?: string
+  /**
+   * The provider's rate-limit headers on this reply (`x-ratelimit-*`, `anthropic-ratelimit-*`),
+   * verbatim, when it sent any (`RateLimit` tightens its limits by them).
+   */
+  readonly rateLimits?: Readonly<Record<string, string>>
 }
 
 /**
@@ -158,6 +163,11 @@ export interface Finish {
   readonly model: string
   readonly providerId: string
   readonly requestId?: string
+  /**
+   * The provider's rate-limit headers on this reply (`x-ratelimit-*`, `anthropic-ratelimit-*`),
+   * verbatim, when it sent any (`RateLimit` tightens its limits by them).
+   */
+  readonly rateLimits?: Readonly<Record<string, string>>
 }
 
 /**

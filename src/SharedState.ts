@@ -131,6 +131,18 @@ export interface LimiterStore {
     delta: number,
     opId: string
   ) => Effect.Effect<void, LLMError.SharedStateUnavailableError>
+  /**
+   * What the provider said is left of one limit (its rate-limit headers): the bucket is tightened
+   * to at most `remaining` (it never loosens), and with nothing left, nobody is admitted on `key`
+   * until `reset` from now. Once per `opId`.
+   */
+  readonly observe: (
+    key: string,
+    limit: Omit<LimitCost, "cost">,
+    remaining: number,
+    reset: Duration.Duration,
+    opId: string
+  ) => Effect.Effect<void, LLMError.SharedStateUnavailableError>
   /** Nobody is admitted on `key` for `wait` from now (an earlier, longer cooldown stays). */
   readonly cooldown: (
     key: string,
@@ -324,6 +336,17 @@ export const make: Effect.Effect<Service> = Effect.sync(() => {
           const tat = Math.max(tats.get(k) ?? 0, at) + delta * (micros(limit.period) / limit.max)
           if (tat <= at) tats.delete(k)
           else tats.set(k, tat)
+        })),
+    observe: (key, limit, remaining, reset, opId) =>
+      Effect.flatMap(now, (at) =>
+        Effect.sync(() => {
+          if (!firstTime(opId, at)) return
+          const left = Math.min(limit.max, Math.max(remaining, 0))
+          const floor = at + (limit.max - left) * (micros(limit.period) / limit.max)
+          const k = tatKey(key, limit.name)
+          if (floor > (tats.get(k) ?? 0)) tats.set(k, floor)
+          const until = at + micros(reset)
+          if (left <= 0 && (cooldowns.get(key) ?? 0) < until) cooldowns.set(key, until)
         })),
     cooldown: (key, wait, opId) =>
       Effect.flatMap(now, (at) =>
@@ -531,6 +554,25 @@ return 1
 `
 )
 
+/** KEYS: tat, cooldown, op. ARGV: max, period µs, remaining, reset µs, op ttl ms. */
+const observeScript = script(
+  "observe",
+  `${prelude}
+if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[5]) then return 0 end
+local max = tonumber(ARGV[1])
+local left = math.min(max, math.max(tonumber(ARGV[3]), 0))
+local floor = now + (max - left) * (tonumber(ARGV[2]) / max)
+if floor > tonumber(redis.call('GET', KEYS[1]) or '0') and floor > now then
+  redis.call('SET', KEYS[1], fmt(floor), 'PX', px(floor - now))
+end
+local reset = tonumber(ARGV[4])
+if left <= 0 and reset > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') < now + reset then
+  redis.call('SET', KEYS[2], fmt(now + reset), 'PX', px(reset))
+end
+return 1
+`
+)
+
 /** KEYS: cooldown, op. ARGV: wait µs, op ttl ms. */
 const cooldownScript = script(
   "cooldown",
@@ -678,6 +720,16 @@ export const makeRedis = (
             limit.max,
             micros(limit.period),
             delta,
+            dedupeMillis
+          ])
+        ),
+      observe: (key, limit, remaining, reset, opId) =>
+        Effect.asVoid(
+          run("limiter.observe", observeScript, [tatKey(key, limit.name), coolKey(key), opKey(opId)], [
+            limit.max,
+            micros(limit.period),
+            remaining,
+            micros(reset),
             dedupeMillis
           ])
         ),

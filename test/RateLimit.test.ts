@@ -147,6 +147,83 @@ layer(FakeProviderServer.layer())("RateLimit in memory (real SDKs, FakeProviderS
       expect((yield* server.requests).length).toBe(2)
     }))
 
+  it.scoped("a 429 without retry-after but with x-ratelimit-remaining-requests: 0 stops callers until its reset", () =>
+    Effect.gen(function*() {
+      const server = yield* setup
+      yield* server.enqueue(
+        Reply.openaiError(429, { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" }, {
+          "x-ratelimit-limit-requests": "500",
+          "x-ratelimit-remaining-requests": "0",
+          "x-ratelimit-reset-requests": "2s"
+        })
+      )
+      const llm = yield* RateLimit.withRateLimit(yield* openai(server), {
+        limits: { openai: { rpm: 500 } },
+        maxWait: Duration.seconds(1)
+      })
+      const first = failureOf(yield* Effect.exit(llm.complete(ask("first"))))
+      expect(first).toMatchObject({ _tag: "RateLimitError", status: 429 })
+      expect(first?._tag === "RateLimitError" && Option.isNone(first.retryAfter)).toBe(true)
+      const second = failureOf(yield* Effect.exit(llm.complete(ask("second"))))
+      expect(second?._tag === "RateLimitError" && second.status).toBeUndefined()
+      expect(second?._tag === "RateLimitError" && Duration.toMillis(Option.getOrThrow(second.retryAfter))).toBe(2_000)
+      expect((yield* server.requests).length).toBe(1)
+    }))
+
+  it.scoped("the rate-limit headers of a successful reply are exposed and tighten the limit (complete and stream)", () =>
+    Effect.gen(function*() {
+      const server = yield* setup
+      const headers = {
+        "x-ratelimit-limit-requests": "500",
+        "x-ratelimit-remaining-requests": "1",
+        "x-ratelimit-reset-requests": "120ms"
+      }
+      const completion = {
+        id: "chatcmpl-1",
+        object: "chat.completion",
+        created: 0,
+        model: "gpt-4o-mini",
+        choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }],
+        usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 }
+      }
+      yield* server.enqueue(Reply.json(completion, { headers }))
+      const provider = yield* openai(server)
+      // The provider exposes them on a successful reply (and sends none when it got none).
+      expect((yield* provider.complete(ask("bare"))).rateLimits).toEqual(headers)
+      expect((yield* provider.complete(ask("no headers"))).rateLimits).toBeUndefined()
+      yield* server.enqueue(Reply.json(completion, { headers }))
+      const llm = yield* RateLimit.withRateLimit(provider, { limits: { openai: { rpm: 500 } }, maxWait: 0 })
+      const reply = yield* llm.complete(ask("first"))
+      expect(reply.rateLimits).toEqual(headers)
+      // The provider said 1 left: one more goes, the next is refused locally.
+      yield* llm.complete(ask("second"))
+      const third = failureOf(yield* Effect.exit(llm.complete(ask("third"))))
+      expect(third?._tag === "RateLimitError" && third.status).toBeUndefined()
+      expect((yield* server.requests).length).toBe(4)
+      // A stream's Finish carries them too.
+      yield* server.enqueue(Reply.sse([
+        FakeProviderServer.SseItem.event({
+          id: "c",
+          object: "chat.completion.chunk",
+          created: 0,
+          model: "gpt-4o-mini",
+          choices: [{ index: 0, delta: { content: "ok" }, finish_reason: "stop" }]
+        }),
+        FakeProviderServer.SseItem.event({
+          id: "c",
+          object: "chat.completion.chunk",
+          created: 0,
+          model: "gpt-4o-mini",
+          choices: [],
+          usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 }
+        }),
+        FakeProviderServer.SseItem.raw("data: [DONE]\n\n")
+      ], { headers }))
+      const events = yield* Stream.runCollect(provider.stream(ask("stream")))
+      const finish = Array.from(events).find((e) => e._tag === "Finish")
+      expect(finish?._tag === "Finish" && finish.rateLimits).toEqual(headers)
+    }))
+
   it.scoped("Anthropic itpm / otpm: a call whose output cap exceeds otpm can never pass (not retryable, no request)", () =>
     Effect.gen(function*() {
       const server = yield* setup
@@ -294,6 +371,25 @@ layer(TestEnv, { excludeTestServices: true })("RateLimit on Redis (real server, 
       }
       expect(shared).toBe(true)
     }))
+})
+
+describe("RateLimit.parseHeaders", () => {
+  it("reads OpenAI's durations and Anthropic's RFC 3339 resets", () => {
+    const now = new Date("2026-12-08T00:00:00Z")
+    expect(RateLimit.parseHeaders({
+      "x-ratelimit-remaining-requests": "3",
+      "x-ratelimit-reset-requests": "6m0s",
+      "X-RateLimit-Remaining-Tokens": "1200",
+      "x-ratelimit-reset-tokens": "20ms",
+      "anthropic-ratelimit-output-tokens-remaining": "0",
+      "anthropic-ratelimit-output-tokens-reset": "2026-12-08T00:00:01.500Z",
+      "anthropic-ratelimit-input-tokens-remaining": "lots"
+    }, now)).toEqual([
+      { limit: "rpm", remaining: 3, reset: Duration.millis(360_000) },
+      { limit: "tpm", remaining: 1200, reset: Duration.millis(20) },
+      { limit: "otpm", remaining: 0, reset: Duration.millis(1_500) }
+    ])
+  })
 })
 
 describe("RateLimit: layer", () => {

@@ -147,6 +147,28 @@ export const contract = <R>(backend: Backend<R>): void => {
       expect((yield* second.limiter.admit("p:m", [rpm(100, 1000)], op()))._tag).toBe("Admitted")
     }))
 
+  test(`${backend.name}: observe (provider headers) tightens a limit, never loosens it, and 0 left sets a cooldown`, () =>
+    Effect.gen(function*() {
+      const { second, store } = yield* backend.make
+      const limit = { name: "rpm", max: 10, period: Duration.seconds(10) }
+      const id = op()
+      // The provider says 2 are left: 2 admitted, then a wait.
+      yield* store.limiter.observe("p:m", limit, 2, Duration.seconds(1), id)
+      yield* store.limiter.observe("p:m", limit, 2, Duration.seconds(1), id)
+      expect((yield* second.limiter.admit("p:m", [rpm(10, 10_000)], op()))._tag).toBe("Admitted")
+      expect((yield* second.limiter.admit("p:m", [rpm(10, 10_000)], op()))._tag).toBe("Admitted")
+      expect((yield* second.limiter.admit("p:m", [rpm(10, 10_000)], op()))._tag).toBe("Wait")
+      // "9 left" does not give back what is used.
+      yield* store.limiter.observe("p:m", limit, 9, Duration.seconds(1), op())
+      expect((yield* second.limiter.admit("p:m", [rpm(10, 10_000)], op()))._tag).toBe("Wait")
+      // Nothing left on another model: a cooldown until reset, seen by every caller.
+      yield* store.limiter.observe("p:n", limit, 0, Duration.millis(300), op())
+      const refused = yield* second.limiter.admit("p:n", [rpm(10, 10_000)], op())
+      expect(refused._tag === "Wait" && refused.limit).toBe("cooldown")
+      expect(waitMillis(refused)).toBeGreaterThan(300 - slack - 20)
+      expect(waitMillis(refused)).toBeLessThanOrEqual(300)
+    }))
+
   test(`${backend.name}: two connections share one limit`, () =>
     Effect.gen(function*() {
       const { second, store } = yield* backend.make

@@ -88,6 +88,7 @@ export class ResponseBuilder {
     if (this.thinking !== undefined) response.thinking = this.thinking
     if (finish?.rawFinishReason !== undefined) response.rawFinishReason = finish.rawFinishReason
     if (finish?.requestId !== undefined) response.requestId = finish.requestId
+    if (finish?.rateLimits !== undefined) response.rateLimits = finish.rateLimits
     if (finish?.usageUnknown === true) response.usageUnknown = true
     return response
   }

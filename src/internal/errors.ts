@@ -81,7 +81,8 @@ const shouldRetryOf = (headers: HeadersLike): boolean | undefined => {
 
 const rateLimitHeaderPattern = /^(anthropic-ratelimit-|x-ratelimit-)/
 
-const rateLimitHeaders = (headers: HeadersLike): Record<string, string> | undefined => {
+/** The provider's rate-limit headers (`x-ratelimit-*`, `anthropic-ratelimit-*`), if it sent any. */
+export const rateLimitHeaders = (headers: HeadersLike): Record<string, string> | undefined => {
   const out: Record<string, string> = {}
   let any = false
   for (const [key, value] of headerEntries(headers)) {

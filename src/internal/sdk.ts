@@ -44,6 +44,10 @@ const requestIdOf = (call: Call, headers: globalThis.Headers): string | undefine
   return undefined
 }
 
+/** A `Finish` with the reply's rate-limit headers (issue 14); other events as they are. */
+const withRateLimits = (event: Response.StreamEvent, rateLimits: Record<string, string>): Response.StreamEvent =>
+  event._tag === "Finish" ? { ...event, rateLimits } : event
+
 /**
  * Runs `send` with the call's abort signal: aborted when the fiber is interrupted, or (failing with
  * `TimeoutError`) when it does not settle before the call's deadline.
@@ -98,6 +102,7 @@ export const stream = (
       if (body === null) return Channel.fail(Errors.malformed(ctx, "the streamed reply has no body"))
       const reader = body.getReader()
       const inner = handler(requestIdOf(call, response.headers))
+      const rateLimits = Errors.rateLimitHeaders(response.headers)
       const read: Sse.Read = Effect.async((resume) => {
         reader.read().then(
           (result) => resume(Effect.succeed(result.done ? undefined : result.value)),
@@ -114,7 +119,10 @@ export const stream = (
           const before = out.length
           inner.onEvent(event, data, out)
           // The terminal event arrived: the body may be let go of without an abort.
-          if (out.length > before && out[out.length - 1]!._tag === "Finish") flight.letGo = cancel
+          if (out.length > before && out[out.length - 1]!._tag === "Finish") {
+            flight.letGo = cancel
+            if (rateLimits !== undefined) out[out.length - 1] = withRateLimits(out[out.length - 1]!, rateLimits)
+          }
         },
         onEnd: (out) => {
           inner.onEnd(out)
@@ -150,7 +158,13 @@ export const complete = (
       ({ data, response }) => {
         try {
           const completed = decode(data, requestIdOf(call, response.headers))
-          return Effect.succeed(Provider.toEvents(call.ctx.provider, completed))
+          const events = Provider.toEvents(call.ctx.provider, completed)
+          const rateLimits = Errors.rateLimitHeaders(response.headers)
+          return Effect.succeed(
+            rateLimits === undefined
+              ? events
+              : [...events.slice(0, -1), withRateLimits(events[events.length - 1]!, rateLimits)]
+          )
         } catch (error) {
           return Effect.fail(Errors.fromThrown(call.ctx, error))
         }
