@@ -41,18 +41,22 @@ import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
 import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Crypto from "node:crypto"
 import * as CallObserver from "./internal/budget/observer.js"
+import * as RedisStore from "./internal/budget/redis.js"
 import * as BudgetScope from "./internal/budget/scope.js"
 import * as Store from "./internal/budget/store.js"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
 import type * as Response from "./Response.js"
+import * as SharedState from "./SharedState.js"
 import type * as Tokens from "./Tokens.js"
 import type * as Usage from "./Usage.js"
 
@@ -238,7 +242,10 @@ export interface Service {
    * none, or fails with `BudgetExceededError` reserving nothing. Settle the reservation exactly
    * once when the call ends (use it in `Effect.acquireUseRelease`, as {@link guard} does).
    */
-  readonly reserve: (call: Call, estimate: Estimate) => Effect.Effect<Reservation, LLMError.BudgetExceededError>
+  readonly reserve: (
+    call: Call,
+    estimate: Estimate
+  ) => Effect.Effect<Reservation, LLMError.BudgetExceededError | LLMError.SharedStateUnavailableError>
   /**
    * Fails with `BudgetExceededError` if a limit that applies to the call is reached (counting
    * reservations); reserves nothing.
@@ -246,19 +253,24 @@ export interface Service {
    * @deprecated Use {@link Service.reserve} (or {@link guard}), which admits a call only if its
    * forecast fits: `check` then `record` lets concurrent calls overshoot.
    */
-  readonly check: (call: Call) => Effect.Effect<void, LLMError.BudgetExceededError>
+  readonly check: (
+    call: Call
+  ) => Effect.Effect<void, LLMError.BudgetExceededError | LLMError.SharedStateUnavailableError>
   /** Adds a spend made without a reservation to every target the call counts against. */
-  readonly record: (call: Call, spend: Spend) => Effect.Effect<void>
+  readonly record: (call: Call, spend: Spend) => Effect.Effect<void, LLMError.SharedStateUnavailableError>
   /** What a target has spent (within its limit's window, if it has one). */
-  readonly spent: (target: Target) => Effect.Effect<Spend>
+  readonly spent: (target: Target) => Effect.Effect<Spend, LLMError.SharedStateUnavailableError>
   /** What a target has spent and what the calls in flight reserved on it. */
-  readonly state: (target: Target) => Effect.Effect<State>
+  readonly state: (target: Target) => Effect.Effect<State, LLMError.SharedStateUnavailableError>
   /** Where alerts are published. */
   readonly alerts: PubSub.PubSub<Alert>
   /** A subscription to the alerts, for as long as the scope is open. */
   readonly subscribe: Effect.Effect<Queue.Dequeue<Alert>, never, Scope.Scope>
-  /** Forgets every spend, every reservation and every alert already published. */
-  readonly reset: Effect.Effect<void>
+  /**
+   * Forgets every spend, every reservation and every alert already published. On a shared store
+   * it also reseeds a store that lost its state (its epoch changed), so reservations resume.
+   */
+  readonly reset: Effect.Effect<void, LLMError.SharedStateUnavailableError>
 }
 
 /**
@@ -324,6 +336,8 @@ const spendOfAmount = (amount: Store.Amount): Spend => ({ usd: Store.fromNano(am
 const nonNegative = (n: number): number => (Number.isFinite(n) && n > 0 ? n : 0)
 
 let reservationIds = 0
+/** Reservation ids are unique across processes (a shared store sees every worker's). */
+const processId = Crypto.randomUUID()
 
 // -----------------------------------------------------------------------------
 // Constructors
@@ -339,7 +353,103 @@ let reservationIds = 0
 export const make = (options: Options): Effect.Effect<Service> =>
   Effect.flatMap(Store.makeMemory, (store) => makeWith(options, store))
 
-/** A budget on a given store (the in-memory one, or later a shared one). */
+/**
+ * Options of {@link makeShared} and {@link layerShared}, besides the budget's own.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface SharedOptions {
+  /**
+   * When the shared store is unreachable or slow: `"fail"` (the default) refuses the call with
+   * `SharedStateUnavailableError` (retryable), so no budget is ever exceeded; `"local"` runs on a
+   * budget of this process alone (a log line and {@link sharedFallbacks} each time). A store that
+   * lost its state (its epoch changed) refuses in both modes until reseeded with `reset`.
+   */
+  readonly onUnavailable?: "fail" | "local" | undefined
+  /**
+   * How long a reservation lives in the shared store: a worker that dies mid-call leaves its
+   * reservation, which is charged in full when the lease expires. Longer than your longest call.
+   * Default 10 minutes.
+   */
+  readonly lease?: Duration.DurationInput | undefined
+}
+
+/**
+ * Counts the budget operations that ran on the local budget because the shared store was
+ * unavailable (`onUnavailable: "local"`), tagged by `operation`.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const sharedFallbacks: Metric.Metric.Counter<number> = Metric.counter(
+  "orchestify_budget_shared_fallbacks_total",
+  { description: "budget operations run locally because the shared state was unavailable", incremental: true }
+)
+
+/**
+ * Makes a budget on the `SharedState` in context: on `SharedState.layerRedis` every worker on
+ * the same namespace shares its spend and reservations (each reserve and settle one atomic script
+ * on the server; leases for dead workers; an idempotent settle); on `SharedState.layerMemory` it
+ * is the one-process budget of {@link make}.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { Budget, SharedState } from "@orchestify/providers"
+ *
+ * const program = Effect.gen(function*() {
+ *   const budget = yield* Budget.makeShared({ total: { usd: 1 } })
+ *   return yield* budget.spent(Budget.Target.total)
+ * })
+ * // One process:
+ * Effect.runPromise(Effect.provide(program, SharedState.layerMemory))
+ * // Every worker on one Redis:
+ * const shared = SharedState.layerRedis({ url: Redacted.make("redis://127.0.0.1:6379"), namespace: "prod" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const makeShared = (
+  options: Options & SharedOptions
+): Effect.Effect<Service, never, SharedState.SharedState> =>
+  Effect.gen(function*() {
+    const state = yield* SharedState.SharedState
+    const local = yield* Store.makeMemory
+    if (state.redis === undefined) return yield* makeWith(options, local)
+    const shared = yield* RedisStore.make(state.redis, { lease: options.lease })
+    const store = options.onUnavailable === "local"
+      ? RedisStore.withLocalFallback(
+        shared,
+        local,
+        (operation) => Metric.increment(Metric.tagged(sharedFallbacks, "operation", operation))
+      )
+      : shared
+    return yield* makeWith(options, store)
+  })
+
+/**
+ * Provides a `Budget` on the `SharedState` in context ({@link makeShared}).
+ *
+ * @example
+ * ```ts
+ * import { Layer, Redacted } from "effect"
+ * import { Budget, SharedState } from "@orchestify/providers"
+ *
+ * const budget = Budget.layerShared({ total: { usd: 20, window: "1 day" } }).pipe(
+ *   Layer.provide(SharedState.layerRedis({ url: Redacted.make("redis://127.0.0.1:6379"), namespace: "prod" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerShared = (
+  options: Options & SharedOptions
+): Layer.Layer<Budget, never, SharedState.SharedState> => Layer.effect(Budget, makeShared(options))
+
+/** A budget on a given store (the in-memory one or a shared one). */
 const makeWith = (options: Options, store: Store.BudgetStore): Effect.Effect<Service> =>
   Effect.gen(function*() {
     const thresholds = {
@@ -508,7 +618,10 @@ const makeWith = (options: Options, store: Store.BudgetStore): Effect.Effect<Ser
       })
     }
 
-    const reserve = (call: Call, estimate: Estimate): Effect.Effect<Reservation, LLMError.BudgetExceededError> =>
+    const reserve = (
+      call: Call,
+      estimate: Estimate
+    ): Effect.Effect<Reservation, LLMError.BudgetExceededError | LLMError.SharedStateUnavailableError> =>
       Effect.suspend(() => {
         const accounts = accountsOf(call)
         if (estimate.usd === undefined && accounts.usdLimited && !allowUnpriced) {
@@ -529,7 +642,7 @@ const makeWith = (options: Options, store: Store.BudgetStore): Effect.Effect<Ser
         const forecastUsd = nonNegative(estimate.usd ?? 0)
         const usd = maxReserveUsd === undefined ? forecastUsd : Math.min(forecastUsd, maxReserveUsd)
         const reserved: Store.Amount = { nanoUsd: Store.toNano(usd), tokens: Math.ceil(nonNegative(estimate.tokens)) }
-        const id = `${++reservationIds}`
+        const id = `${processId}:${++reservationIds}`
         return Effect.flatMap(store.reserve({ id, accounts: accounts.limits, estimate: reserved }), (answer) => {
           if (answer._tag === "Refused") {
             const target = accounts.targets[answer.index]!
@@ -555,9 +668,16 @@ const makeWith = (options: Options, store: Store.BudgetStore): Effect.Effect<Ser
                 const amount: Store.Amount = actual === undefined
                   ? (unmeteredZero ? { nanoUsd: 0, tokens: 0 } : reserved)
                   : { nanoUsd: Store.toNano(nonNegative(actual.usd)), tokens: Math.round(nonNegative(actual.tokens)) }
-                return Effect.flatMap(
-                  store.settle({ id, actual: amount }),
-                  (result) => result._tag === "Settled" ? raise(accounts, result.accounts) : Effect.void
+                return store.settle({ id, actual: amount }).pipe(
+                  // A settle is idempotent: resending it after a lost reply changes nothing twice.
+                  Effect.retry({ times: 2 }),
+                  Effect.matchEffect({
+                    onFailure: (e) =>
+                      Effect.logWarning(
+                        `budget: settling reservation ${id} failed (${e.message}); its lease will charge the reservation`
+                      ),
+                    onSuccess: (result) => result._tag === "Settled" ? raise(accounts, result.accounts) : Effect.void
+                  })
                 )
               }).pipe(Effect.uninterruptible)
           }
@@ -565,7 +685,9 @@ const makeWith = (options: Options, store: Store.BudgetStore): Effect.Effect<Ser
         })
       })
 
-    const check = (call: Call): Effect.Effect<void, LLMError.BudgetExceededError> =>
+    const check = (
+      call: Call
+    ): Effect.Effect<void, LLMError.BudgetExceededError | LLMError.SharedStateUnavailableError> =>
       Effect.suspend(() => {
         const accounts = accountsOf(call)
         return Effect.forEach(accounts.limits, (limit, index) =>
@@ -581,7 +703,7 @@ const makeWith = (options: Options, store: Store.BudgetStore): Effect.Effect<Ser
           }), { discard: true })
       })
 
-    const record = (call: Call, spend: Spend): Effect.Effect<void> =>
+    const record = (call: Call, spend: Spend): Effect.Effect<void, LLMError.SharedStateUnavailableError> =>
       Effect.suspend(() => {
         const accounts = accountsOf(call)
         return Effect.flatMap(
@@ -593,7 +715,7 @@ const makeWith = (options: Options, store: Store.BudgetStore): Effect.Effect<Ser
         )
       })
 
-    const state = (target: Target): Effect.Effect<State> =>
+    const state = (target: Target): Effect.Effect<State, LLMError.SharedStateUnavailableError> =>
       Effect.map(store.read(limitOf(target)), (state) => ({
         spent: spendOfAmount(state.spent),
         reserved: spendOfAmount(state.reserved)

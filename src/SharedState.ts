@@ -198,6 +198,40 @@ export interface Service {
   readonly namespace: string
   readonly limiter: LimiterStore
   readonly health: Effect.Effect<Health, LLMError.SharedStateUnavailableError>
+  /**
+   * The Redis store's script runner, for the other stores built on the same connection (budgets,
+   * circuit breakers); absent on the memory store.
+   */
+  readonly redis?: RedisScripts | undefined
+}
+
+/**
+ * What a Redis-backed {@link Service} shares with the stores built on it: the key prefix of its
+ * namespace, the epoch it started with, and a runner of scripts under the store's timeout.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SharedState } from "@orchestify/providers"
+ *
+ * const ping = SharedState.script("ping", "return 'pong'")
+ * const program = Effect.flatMap(SharedState.SharedState, (s) =>
+ *   s.redis === undefined ? Effect.succeed("memory") : s.redis.run("ping", ping, [], []))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface RedisScripts {
+  /** `{orx:<namespace>}:` */
+  readonly prefix: string
+  readonly epoch: string
+  readonly run: (
+    operation: string,
+    script: Script,
+    keys: ReadonlyArray<string>,
+    args: ReadonlyArray<string | number>
+  ) => Effect.Effect<unknown, LLMError.SharedStateUnavailableError>
 }
 
 /**
@@ -752,7 +786,7 @@ export const makeRedis = (
         lastError: yield* Ref.get(lastError)
       }
     })
-    return { backend: "redis", namespace, limiter, health } satisfies Service
+    return { backend: "redis", namespace, limiter, health, redis: { prefix, epoch, run } } satisfies Service
   })
 
 /**

@@ -98,7 +98,7 @@ layer(FakeProviderServer.layer())("Budget reservations (real SDKs, FakeProviderS
           )
         )
         yield* awaitTrue(
-          Effect.map(budget.state(Budget.Target.total), (state) => state.spent.usd >= 0.8 - 1e-9),
+          Effect.map(Effect.orDie(budget.state(Budget.Target.total)), (state) => state.spent.usd >= 0.8 - 1e-9),
           "the first wave settled",
           10_000
         )

@@ -9,6 +9,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import type * as LLMError from "../../LLMError.js"
 
 /** Money (integer nano-dollars) and tokens. */
 export interface Amount {
@@ -52,6 +53,9 @@ export interface Settle {
   readonly accounts: ReadonlyArray<AccountState>
 }
 
+/** A shared store's failure (unreachable, slow, or a store that lost its state); the memory store never fails. */
+export type StoreError = LLMError.SharedStateUnavailableError
+
 /** The store. Each operation is atomic: no other operation sees it half done. */
 export interface BudgetStore {
   /**
@@ -63,18 +67,18 @@ export interface BudgetStore {
     readonly id: string
     readonly accounts: ReadonlyArray<AccountLimit>
     readonly estimate: Amount
-  }) => Effect.Effect<Reserve>
+  }) => Effect.Effect<Reserve, StoreError>
   /** Replaces the reservation `id` with the actual spend, once; a second settle changes nothing. */
-  readonly settle: (request: { readonly id: string; readonly actual: Amount }) => Effect.Effect<Settle>
+  readonly settle: (request: { readonly id: string; readonly actual: Amount }) => Effect.Effect<Settle, StoreError>
   /** Adds a spend made without a reservation. */
   readonly add: (request: {
     readonly accounts: ReadonlyArray<AccountLimit>
     readonly actual: Amount
-  }) => Effect.Effect<ReadonlyArray<AccountState>>
+  }) => Effect.Effect<ReadonlyArray<AccountState>, StoreError>
   /** An account now. */
-  readonly read: (account: AccountLimit) => Effect.Effect<AccountState>
+  readonly read: (account: AccountLimit) => Effect.Effect<AccountState, StoreError>
   /** Forgets every spend and reservation; a call in flight adds its actual spend when it settles. */
-  readonly reset: Effect.Effect<void>
+  readonly reset: Effect.Effect<void, StoreError>
 }
 
 // -----------------------------------------------------------------------------
