@@ -48,3 +48,16 @@ export const toEvents = (providerId: string, completed: Completed): ReadonlyArra
 
 /** Whether anyone can see a span of this call (see `telemetry.ts`). */
 export const observed = internal.observed
+
+/** A `Finish` with the reply's rate-limit headers; other events as they are. */
+export const withRateLimits = (
+  event: Response.StreamEvent,
+  rateLimits: Readonly<Record<string, string>>
+): Response.StreamEvent => event._tag === "Finish" ? { ...event, rateLimits } : event
+
+/** The events of a reply with its rate-limit headers on its `Finish`, when it had any. */
+export const withRateLimitsOnFinish = (
+  events: ReadonlyArray<Response.StreamEvent>,
+  rateLimits: Readonly<Record<string, string>> | undefined
+): ReadonlyArray<Response.StreamEvent> =>
+  rateLimits === undefined ? events : events.map((event) => withRateLimits(event, rateLimits))

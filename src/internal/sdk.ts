@@ -44,10 +44,6 @@ const requestIdOf = (call: Call, headers: globalThis.Headers): string | undefine
   return undefined
 }
 
-/** A `Finish` with the reply's rate-limit headers (issue 14); other events as they are. */
-const withRateLimits = (event: Response.StreamEvent, rateLimits: Record<string, string>): Response.StreamEvent =>
-  event._tag === "Finish" ? { ...event, rateLimits } : event
-
 /**
  * Runs `send` with the call's abort signal: aborted when the fiber is interrupted, or (failing with
  * `TimeoutError`) when it does not settle before the call's deadline.
@@ -121,7 +117,9 @@ export const stream = (
           // The terminal event arrived: the body may be let go of without an abort.
           if (out.length > before && out[out.length - 1]!._tag === "Finish") {
             flight.letGo = cancel
-            if (rateLimits !== undefined) out[out.length - 1] = withRateLimits(out[out.length - 1]!, rateLimits)
+            if (rateLimits !== undefined) {
+              out[out.length - 1] = Provider.withRateLimits(out[out.length - 1]!, rateLimits)
+            }
           }
         },
         onEnd: (out) => {
@@ -158,12 +156,11 @@ export const complete = (
       ({ data, response }) => {
         try {
           const completed = decode(data, requestIdOf(call, response.headers))
-          const events = Provider.toEvents(call.ctx.provider, completed)
-          const rateLimits = Errors.rateLimitHeaders(response.headers)
           return Effect.succeed(
-            rateLimits === undefined
-              ? events
-              : [...events.slice(0, -1), withRateLimits(events[events.length - 1]!, rateLimits)]
+            Provider.withRateLimitsOnFinish(
+              Provider.toEvents(call.ctx.provider, completed),
+              Errors.rateLimitHeaders(response.headers)
+            )
           )
         } catch (error) {
           return Effect.fail(Errors.fromThrown(call.ctx, error))

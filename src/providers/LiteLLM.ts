@@ -599,9 +599,12 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
                   flight.finished = true
                   return Effect.try({
                     try: () =>
-                      Provider.toEvents(
-                        providerId,
-                        Chat.fromCompletion(ctx, data, requestIdOf(response), costOf(t, response), reportsCost(t))
+                      Provider.withRateLimitsOnFinish(
+                        Provider.toEvents(
+                          providerId,
+                          Chat.fromCompletion(ctx, data, requestIdOf(response), costOf(t, response), reportsCost(t))
+                        ),
+                        Errors.rateLimitHeaders(response.headers)
                       ),
                     catch: (error) => Errors.fromThrown(ctx, error)
                   })
@@ -638,11 +641,17 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
                   costOf(t, response),
                   reportsCost(t)
                 )
+                const rateLimits = Errors.rateLimitHeaders(response.headers)
                 return Sse.decodeStream(
                   response.stream,
                   fromHttpError,
                   {
-                    onEvent: handler.onEvent,
+                    onEvent: rateLimits === undefined ? handler.onEvent : (event, data, out) => {
+                      const before = out.length
+                      handler.onEvent(event, data, out)
+                      // The Finish carries the reply's rate-limit headers.
+                      for (let i = before; i < out.length; i++) out[i] = Provider.withRateLimits(out[i]!, rateLimits)
+                    },
                     onEnd: (out) => {
                       handler.onEnd(out)
                       flight.finished = true

@@ -152,6 +152,27 @@ layer(FakeProviderServer.layer())("LiteLLM routing against FakeProviderServer", 
       expect(usage.unpricedCalls).toBe(0)
     }))
 
+  it.scoped("the rate-limit headers of a successful reply are on the reply (complete and stream), as the SDK providers do", () =>
+    Effect.gen(function*() {
+      const { server } = yield* setup()
+      const llm = yield* makeLlm({
+        defaultModel: "openai/gpt-4o",
+        apiKey: Redacted.make("sk-test"),
+        baseUrl: server.openaiBaseUrl
+      })
+      const headers = {
+        "x-ratelimit-limit-requests": "500",
+        "x-ratelimit-remaining-requests": "7",
+        "x-ratelimit-reset-requests": "120ms"
+      }
+      yield* server.enqueue(Reply.scripted({ text: "a", headers }), Reply.scripted({ text: "b", headers }))
+      expect((yield* llm.complete({ messages: [Message.user("Hi")] })).rateLimits).toEqual(headers)
+      expect((yield* Response.collect(llm.stream({ messages: [Message.user("Hi")] }))).rateLimits).toEqual(headers)
+      // None sent: none on the reply
+      yield* server.enqueue(Reply.scripted({ text: "c" }))
+      expect((yield* llm.complete({ messages: [Message.user("Hi")] })).rateLimits).toBeUndefined()
+    }))
+
   it.scoped("a bare model with base_url reaches any OpenAI-compatible server", () =>
     Effect.gen(function*() {
       const { server } = yield* setup()
