@@ -131,6 +131,27 @@ export const stream = (
     return Channel.ensuring(Channel.unwrap(events), Effect.sync(() => flight.release()))
   }))
 
+/** Sends a request whose reply is one JSON body, read to its end within the call's deadline. */
+const json = (
+  call: Call,
+  send: (signal: AbortSignal) => PromiseLike<globalThis.Response>
+): Effect.Effect<{ readonly data: unknown; readonly response: globalThis.Response }, LLMError.LLMError> =>
+  Effect.suspend(() => {
+    const { flight, signal } = inFlight(call)
+    return request(
+      call,
+      flight,
+      signal,
+      (signal) =>
+        send(signal).then((response) =>
+          response.json().then((data: unknown) => {
+            flight.finished = true
+            return { data, response }
+          })
+        )
+    )
+  })
+
 /**
  * A complete call: `send` resolves with the raw response once its headers are in (the SDK has
  * thrown for an error status by then); its JSON body is read here, which costs less than the
@@ -143,31 +164,22 @@ export const complete = (
   send: (signal: AbortSignal) => PromiseLike<globalThis.Response>,
   decode: (data: unknown, requestId: string | undefined) => Provider.Completed
 ): Effect.Effect<ReadonlyArray<Response.StreamEvent>, LLMError.LLMError> =>
-  Effect.suspend(() => {
-    const { flight, signal } = inFlight(call)
-    return Effect.flatMap(
-      request(call, flight, signal, (signal) =>
-        send(signal).then((response) =>
-          response.json().then((data: unknown) => {
-            flight.finished = true
-            return { data, response }
-          })
-        )),
-      ({ data, response }) => {
-        try {
-          const completed = decode(data, requestIdOf(call, response.headers))
-          return Effect.succeed(
-            Provider.withRateLimitsOnFinish(
-              Provider.toEvents(call.ctx.provider, completed),
-              Errors.rateLimitHeaders(response.headers)
-            )
+  Effect.flatMap(
+    json(call, send),
+    ({ data, response }) => {
+      try {
+        const completed = decode(data, requestIdOf(call, response.headers))
+        return Effect.succeed(
+          Provider.withRateLimitsOnFinish(
+            Provider.toEvents(call.ctx.provider, completed),
+            Errors.rateLimitHeaders(response.headers)
           )
-        } catch (error) {
-          return Effect.fail(Errors.fromThrown(call.ctx, error))
-        }
+        )
+      } catch (error) {
+        return Effect.fail(Errors.fromThrown(call.ctx, error))
       }
-    )
-  })
+    }
+  )
 
 /**
  * A token count (Anthropic `count_tokens`): `send` resolves with the raw response once its headers
@@ -178,30 +190,21 @@ export const count = (
   call: Call,
   send: (signal: AbortSignal) => PromiseLike<globalThis.Response>
 ): Effect.Effect<number, LLMError.LLMError> =>
-  Effect.suspend(() => {
-    const { flight, signal } = inFlight(call)
-    return Effect.flatMap(
-      request(call, flight, signal, (signal) =>
-        send(signal).then((response) =>
-          response.json().then((data: unknown) => {
-            flight.finished = true
-            return { data, response }
-          })
-        )),
-      ({ data, response }) => {
-        const tokens = (data as { readonly input_tokens?: unknown } | null)?.input_tokens
-        return typeof tokens === "number" && Number.isInteger(tokens) && tokens >= 0
-          ? Effect.succeed(tokens)
-          : Effect.fail(
-            Errors.malformed(
-              call.ctx,
-              "the token count has no input_tokens",
-              requestIdOf(call, response.headers)
-            )
+  Effect.flatMap(
+    json(call, send),
+    ({ data, response }) => {
+      const tokens = (data as { readonly input_tokens?: unknown } | null)?.input_tokens
+      return typeof tokens === "number" && Number.isInteger(tokens) && tokens >= 0
+        ? Effect.succeed(tokens)
+        : Effect.fail(
+          Errors.malformed(
+            call.ctx,
+            "the token count has no input_tokens",
+            requestIdOf(call, response.headers)
           )
-      }
-    )
-  })
+        )
+    }
+  )
 
 /**
  * Reads a stream as a complete reply (Anthropic's long `max_tokens` calls): its events up to its
