@@ -37,11 +37,14 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
+import * as SharedBreaker from "./internal/breaker/shared.js"
 import type * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
+import * as SharedState from "./SharedState.js"
 
 /**
  * The state of a circuit breaker: `Closed` lets calls through, `Open` refuses them, `HalfOpen`
@@ -132,8 +135,7 @@ type Admission =
   | { readonly _tag: "Admitted"; readonly permit: Permit; readonly change: StateChange | undefined }
   | { readonly _tag: "Refused"; readonly retryAfter: number }
 
-/** `Released`: the call ended in a way that says nothing about the provider (interrupted, ignored error). */
-type Outcome = "Success" | "Failure" | "Released"
+type Outcome = SharedBreaker.Outcome
 
 const closed: BreakerState = { _tag: "Closed", consecutive: 0, outcomes: [] }
 
@@ -150,7 +152,10 @@ const defaultIsFailure = (error: LLMError.LLMError): boolean =>
  */
 export const make = (
   options: Options & { readonly provider: string }
-): Effect.Effect<CircuitBreaker> =>
+): Effect.Effect<CircuitBreaker> => Effect.map(makeLocal(options), (local) => fromCore(local.core, local.isFailure))
+
+/** The breaker of one process: its decisions (admit, settle) on a `Ref`. */
+const makeLocal = (options: Options & { readonly provider: string }) =>
   Effect.gen(function*() {
     const provider = options.provider
     const resetMillis = Duration.toMillis(Duration.decode(options.resetTimeout ?? Duration.seconds(30)))
@@ -253,6 +258,17 @@ export const make = (
             : [undefined, { _tag: "Closed", consecutive, outcomes }]
         })).pipe(Effect.flatMap(notify))
 
+    const core: SharedBreaker.Core<Permit> = { admit, settle, state: Effect.map(Ref.get(state), (s) => s._tag) }
+    return { core, notify, threshold, isFailure, resetMillis }
+  })
+
+/** A breaker from its decisions: protect and protectStream admit, then settle once. */
+const fromCore = <P>(
+  core: SharedBreaker.Core<P>,
+  isFailure: (error: LLMError.LLMError) => boolean = defaultIsFailure
+): CircuitBreaker => {
+  const { admit, settle } = core
+  {
     const outcomeOfError = (error: LLMError.LLMError): Outcome => isFailure(error) ? "Failure" : "Released"
 
     const outcomeOfExit = (exit: Exit.Exit<unknown, LLMError.LLMError>): Outcome => {
@@ -261,17 +277,18 @@ export const make = (
     }
 
     return {
-      state: Effect.map(Ref.get(state), (s) => s._tag),
+      state: core.state,
       protect: (effect) =>
         Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(admit, (permit) =>
-            restore(effect).pipe(Effect.onExit((exit) => settle(permit, outcomeOfExit(exit)))))
+          Effect.flatMap(
+            admit,
+            (permit) => restore(effect).pipe(Effect.onExit((exit) => settle(permit, outcomeOfExit(exit))))
+          )
         ),
       protectStream: (stream) =>
         Stream.unwrapScoped(Effect.flatMap(Ref.make(false), (settled) => {
-          const once = (permit: Permit, outcome: Outcome) =>
-            Effect.flatMap(Ref.getAndSet(settled, true), (done) =>
-              done ? Effect.void : settle(permit, outcome))
+          const once = (permit: P, outcome: Outcome) =>
+            Effect.flatMap(Ref.getAndSet(settled, true), (done) => done ? Effect.void : settle(permit, outcome))
           return Effect.map(
             // Released with the stream's scope if it ended (or was interrupted) before it settled.
             Effect.acquireRelease(admit, (permit) => once(permit, "Released")),
@@ -285,6 +302,64 @@ export const make = (
           )
         }))
     } satisfies CircuitBreaker
+  }
+}
+
+/**
+ * Counts the breaker decisions made by this process alone because the shared state was
+ * unavailable ({@link makeShared}), tagged by `operation`.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const sharedFallbacks: Metric.Metric.Counter<number> = Metric.counter(
+  "orchestify_circuit_breaker_shared_fallbacks_total",
+  { description: "circuit breaker decisions made locally because the shared state was unavailable", incremental: true }
+)
+
+/**
+ * Makes a circuit breaker whose state lives in the `SharedState` in context: on
+ * `SharedState.layerRedis` every worker on the namespace sees one breaker per provider (it opens
+ * for all, and when half-open exactly one trial call goes through across all of them; a trial
+ * whose worker died frees its slot after `trialLease`, default 60 s). Redis unavailable: this
+ * process' own breaker decides, with a log line and {@link sharedFallbacks}. On
+ * `SharedState.layerMemory` it is {@link make}. The shared breaker counts consecutive failures
+ * (`failureThreshold`); a `failureRate` rule stays per process.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { CircuitBreaker, SharedState } from "@orchestify/providers"
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.makeShared({ provider: "openai", failureThreshold: 5 })
+ *   return yield* breaker.state
+ * })
+ * Effect.runPromise(Effect.provide(program, SharedState.layerMemory))
+ * const shared = SharedState.layerRedis({ url: Redacted.make("redis://127.0.0.1:6379"), namespace: "prod" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const makeShared = (
+  options: Options & { readonly provider: string; readonly trialLease?: Duration.DurationInput | undefined }
+): Effect.Effect<CircuitBreaker, never, SharedState.SharedState> =>
+  Effect.gen(function*() {
+    const shared = yield* SharedState.SharedState
+    const local = yield* makeLocal(options)
+    if (shared.redis === undefined || (local.threshold === undefined)) return fromCore(local.core, local.isFailure)
+    const core = SharedBreaker.make({
+      redis: shared.redis,
+      provider: options.provider,
+      threshold: local.threshold,
+      resetMillis: local.resetMillis,
+      trialLeaseMillis: Duration.toMillis(Duration.decode(options.trialLease ?? Duration.seconds(60))),
+      local: local.core,
+      notify: local.notify,
+      onFallback: (operation) => Metric.increment(Metric.tagged(sharedFallbacks, "operation", operation))
+    })
+    return fromCore(core, local.isFailure)
   })
 
 /**

@@ -88,6 +88,23 @@ layer(RedisLive, { excludeTestServices: true })("Budget store contract: layerRed
       expect((yield* alive.spent(Budget.Target.total)).usd).toBe(1)
     }))
 
+  it.scoped("a late settle after the lease charged the reservation corrects the charge to the actual spend", () =>
+    Effect.gen(function*() {
+      const redis = yield* Redis
+      const budget = yield* onState(yield* connect(redis.url, freshNamespace()), {
+        total: { usd: 1 },
+        lease: Duration.millis(150)
+      })
+      const slow = yield* budget.reserve(openai, { usd: 0.4, tokens: 100 })
+      yield* realSleep(250)
+      expect((yield* budget.state(Budget.Target.total)).spent).toEqual({ usd: 0.4, tokens: 100 })
+      yield* slow.settle({ usd: 0.1, tokens: 30 })
+      expect(yield* budget.state(Budget.Target.total)).toEqual({
+        spent: { usd: 0.1, tokens: 30 },
+        reserved: { usd: 0, tokens: 0 }
+      })
+    }))
+
   it.scoped("a settle whose reply was lost is resent and applied once (totals exact)", () =>
     Effect.gen(function*() {
       const redis = yield* Redis
