@@ -206,6 +206,7 @@ export const make = (
     | { readonly id: string; readonly fields: ReadonlyMap<string, number>; readonly calls: number }
     | undefined
   const lock = Effect.unsafeMakeSemaphore(1)
+  let warned = false
 
   const flushOnce: Effect.Effect<boolean, LLMError.SharedStateUnavailableError> = Effect.suspend(() => {
     if (inflight === undefined) {
@@ -219,6 +220,7 @@ export const make = (
       Effect.tap(backend.apply(batch.id, batch.fields), () =>
         Effect.sync(() => {
           if (inflight === batch) inflight = undefined
+          warned = false
         })),
       true
     )
@@ -235,9 +237,16 @@ export const make = (
         if (pending.length <= capacity) return Effect.void
         const lost = pending.length - capacity
         pending = pending.slice(lost)
+        // One warning per outage (until a batch lands again), the counter for every call.
+        const warn = !warned
+        warned = true
         return Effect.zipRight(
           Metric.incrementBy(droppedCalls, lost),
-          Effect.logWarning(`shared usage: outbox full (${capacity} calls); dropped the oldest ${lost}`)
+          warn
+            ? Effect.logWarning(
+              `shared usage: outbox full (${capacity} calls), the store unreachable; dropping the oldest calls`
+            )
+            : Effect.void
         )
       })
   const byProvider = Effect.map(backend.read, (rows) => totalsOf(rows))
