@@ -168,8 +168,11 @@ export const memoryBackend = (): Backend => {
   return {
     apply: (batchId, fields) =>
       Effect.sync(() => {
-        if (seen.has(batchId)) return
-        seen.add(batchId)
+        // "" (the direct store's adds, never resent): no id to remember.
+        if (batchId !== "") {
+          if (seen.has(batchId)) return
+          seen.add(batchId)
+        }
         for (const [f, v] of fields) values.set(f, (values.get(f) ?? 0) + v)
       }),
     read: Effect.sync(() => Array.from(values))
@@ -231,7 +234,7 @@ export const make = (
   )
   const add = (entry: Entry): Effect.Effect<void> =>
     direct
-      ? Effect.orDie(backend.apply(Crypto.randomUUID(), fieldsOf([entry])))
+      ? Effect.orDie(backend.apply("", fieldsOf([entry])))
       : Effect.suspend(() => {
         pending.push(entry)
         if (pending.length <= capacity) return Effect.void
