@@ -57,6 +57,7 @@ import * as Pool from "./internal/pool.js"
 import * as Lifetime from "./internal/registry/lifetime.js"
 import * as RateLimits from "./internal/registry/rateLimits.js"
 import * as Resilient from "./internal/registry/resilient.js"
+import * as SharedUsage from "./internal/registry/sharedUsage.js"
 import * as SummaryTable from "./internal/registry/summary.js"
 import * as LLM from "./LLM.js"
 import * as LLMError from "./LLMError.js"
@@ -168,6 +169,28 @@ export interface ProviderInfo {
 }
 
 /**
+ * What {@link Service.usageTotals} gives: the totals and whether they are this process' own
+ * (`"local"`) or every process' on the configured `SharedState` (`"shared"`).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ProviderRegistry } from "@orchestify/providers"
+ *
+ * const scope = Effect.map(ProviderRegistry.usageTotals, (t: ProviderRegistry.UsageTotals) => t.scope)
+ * ```
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface UsageTotals {
+  readonly scope: "local" | "shared"
+  readonly usage: Usage.TokenUsage
+  /** Why the shared totals could not be read (then `scope` is `"local"`). */
+  readonly error?: string | undefined
+}
+
+/**
  * The usage of one provider.
  *
  * @since 0.1.0
@@ -255,6 +278,12 @@ export interface Service {
   readonly agents: Effect.Effect<ReadonlyArray<string>>
   /** The usage of every provider, summed (each provider once, whatever fallbacks point at it). */
   readonly totalUsage: Effect.Effect<Usage.TokenUsage>
+  /**
+   * The usage totals and where they come from: `"shared"` (every process on the configured
+   * `SharedState`, after this process' outbox is flushed) or `"local"` (this process' providers,
+   * as `totalUsage`; also when the shared store cannot be read, with `error` saying why).
+   */
+  readonly usageTotals: Effect.Effect<UsageTotals>
   readonly usageSummary: Effect.Effect<Summary>
   readonly resetAllUsage: Effect.Effect<void>
   /**
@@ -582,9 +611,12 @@ export const make = (
     const budget = budgetOptions === undefined ? undefined : yield* Budget.make(budgetOptions)
     // Rate limits (issue 14): each attempt of a provider is admitted by its `rate_limits`.
     const rateLimits = yield* RateLimits.make(config)
+    // Shared usage (issue 14): each provider's settled replies go to the shared store, if any.
+    const sharedUsage = Option.map(yield* SharedUsage.store(config), (s) => s.usage)
     const guarded = new Map(
       Array.from(bases, ([id, base]) => {
-        const llm = rateLimits.provider(id, base)
+        const recorded = Option.isSome(sharedUsage) ? SharedUsage.record(base, sharedUsage.value) : base
+        const llm = rateLimits.provider(id, recorded)
         return [id, budget === undefined ? llm : Budget.guard(llm, budget)] as const
       })
     )
@@ -703,6 +735,11 @@ export const make = (
           ), { concurrency: "unbounded" })
       })
 
+    const localTotal = Effect.flatMap(
+      all,
+      (list) =>
+        Effect.reduce(list, Usage.empty, (acc, { base }) => Effect.map(base.usage, (u) => Usage.combine(acc, u)))
+    )
     return {
       get,
       getForAgent,
@@ -713,11 +750,14 @@ export const make = (
       ),
       agents: Effect.map(Ref.get(agents), (map) => Array.from(map.keys())),
       // The providers themselves, each once: a fallback chain's `usage` would count its members again.
-      totalUsage: Effect.flatMap(
-        all,
-        (list) =>
-          Effect.reduce(list, Usage.empty, (acc, { base }) => Effect.map(base.usage, (u) => Usage.combine(acc, u)))
-      ),
+      totalUsage: localTotal,
+      usageTotals: Option.isNone(sharedUsage) ? Effect.map(localTotal, (usage) => ({ scope: "local", usage })) : Effect
+        .zipRight(Effect.ignore(sharedUsage.value.flush), sharedUsage.value.totals).pipe(
+          Effect.map((usage): UsageTotals => ({ scope: "shared", usage })),
+          Effect.catchAll((e) =>
+            Effect.map(localTotal, (usage): UsageTotals => ({ scope: "local", usage, error: e.message }))
+          )
+        ),
       usageSummary,
       resetAllUsage: Effect.flatMap(
         all,
@@ -885,6 +925,25 @@ export const agents: Effect.Effect<ReadonlyArray<string>, never, ProviderRegistr
 export const totalUsage: Effect.Effect<Usage.TokenUsage, never, ProviderRegistry> = Effect.flatMap(
   ProviderRegistry,
   (registry) => registry.totalUsage
+)
+
+/**
+ * The usage totals, shared across processes when a `SharedState` is configured (see {@link UsageTotals}).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ProviderRegistry } from "@orchestify/providers"
+ *
+ * const program = Effect.map(ProviderRegistry.usageTotals, (t) => `${t.scope}: ${t.usage.calls} calls`)
+ * ```
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const usageTotals: Effect.Effect<UsageTotals, never, ProviderRegistry> = Effect.flatMap(
+  ProviderRegistry,
+  (registry) => registry.usageTotals
 )
 
 /**

@@ -46,7 +46,9 @@ import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Crypto from "node:crypto"
+import * as SharedUsage from "./internal/shared/usage.js"
 import * as LLMError from "./LLMError.js"
+import type * as Usage from "./Usage.js"
 
 // -----------------------------------------------------------------------------
 // Models
@@ -198,6 +200,8 @@ export interface Service {
   readonly namespace: string
   readonly limiter: LimiterStore
   readonly health: Effect.Effect<Health, LLMError.SharedStateUnavailableError>
+  /** Usage totals of every process on the store (see {@link UsageStore}). */
+  readonly usage: UsageStore
   /**
    * The Redis store's script runner, for the other stores built on the same connection (budgets,
    * circuit breakers); absent on the memory store.
@@ -399,6 +403,7 @@ export const make: Effect.Effect<Service> = Effect.sync(() => {
     backend: "memory",
     namespace: "memory",
     limiter,
+    usage: SharedUsage.make(SharedUsage.memoryBackend(), true),
     health: Effect.succeed({ backend: "memory", epoch, epochIntact: true, lastError: Option.none() })
   } satisfies Service
 })
@@ -660,6 +665,8 @@ export interface StoreOptions {
   readonly namespace?: string | undefined
   /** The most any store call may take; then it fails with `SharedStateUnavailableError`. Default 250 ms. */
   readonly timeout?: Duration.DurationInput | undefined
+  /** The usage outbox (see {@link UsageStore}). */
+  readonly usage?: UsageOutboxOptions | undefined
 }
 
 const num = (u: unknown): number => (typeof u === "number" ? u : Number(u))
@@ -683,7 +690,12 @@ const num = (u: unknown): number => (typeof u === "number" ? u : Number(u))
 export const layerConnection = (
   options: StoreOptions = {}
 ): Layer.Layer<SharedState, LLMError.SharedStateUnavailableError, RedisConnection> =>
-  Layer.effect(SharedState, Effect.flatMap(RedisConnection, (connection) => makeRedis(connection, options)))
+  Layer.scoped(
+    SharedState,
+    Effect.flatMap(RedisConnection, (connection) => makeRedis(connection, options)).pipe(
+      Effect.tap((service) => SharedUsage.start(service.usage))
+    )
+  )
 
 /**
  * Builds the Redis store over a connection (see {@link layerConnection}).
@@ -786,7 +798,10 @@ export const makeRedis = (
         lastError: yield* Ref.get(lastError)
       }
     })
-    return { backend: "redis", namespace, limiter, health, redis: { prefix, epoch, run } } satisfies Service
+    const redis = { prefix, epoch, run }
+    // shared usage (issue 14): through the outbox; `layerRedis` / `layerConnection` start its flusher.
+    const usage = SharedUsage.make(SharedUsage.redisBackend(redis), false, options.usage)
+    return { backend: "redis", namespace, limiter, health, usage, redis } satisfies Service
   })
 
 /**
@@ -946,4 +961,132 @@ export const connectRedis = (
  * @category Layers
  */
 export const layerRedis = (options: RedisOptions): Layer.Layer<SharedState, LLMError.SharedStateUnavailableError> =>
-  Layer.scoped(SharedState, Effect.flatMap(connectRedis(options), (connection) => makeRedis(connection, options)))
+  Layer.scoped(
+    SharedState,
+    Effect.flatMap(connectRedis(options), (connection) => makeRedis(connection, options)).pipe(
+      Effect.tap((service) => SharedUsage.start(service.usage))
+    )
+  )
+
+// -----------------------------------------------------------------------------
+// Shared usage (issue 14): begin — the logic lives in internal/shared/usage.ts
+// -----------------------------------------------------------------------------
+
+/**
+ * The counters of one call (or a sum of calls) on one provider and model, as the usage store adds
+ * them; money in integer nano-dollars.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SharedState } from "@orchestify/providers"
+ *
+ * const program = Effect.flatMap(SharedState.SharedState, (s) =>
+ *   s.usage.add(SharedState.usageEntry("openai", { model: "gpt-4o", tokens: undefined, costUsd: undefined, failed: false })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type UsageEntry = SharedUsage.Entry
+
+/**
+ * One settled call as a {@link UsageEntry}.
+ *
+ * @example
+ * ```ts
+ * import { SharedState, Usage } from "@orchestify/providers"
+ *
+ * const entry = SharedState.usageEntry("openai", {
+ *   model: "gpt-4o", tokens: Usage.tokens({ inputTokens: 10 }), costUsd: 0.0001, failed: false
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const usageEntry: (provider: string, call: Usage.CallRecord) => UsageEntry = SharedUsage.entryOf
+
+/**
+ * Options of the Redis store's usage outbox.
+ *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import type { SharedState } from "@orchestify/providers"
+ *
+ * const usage: SharedState.UsageOutboxOptions = { capacity: 10_000, batchSize: 500, interval: Duration.millis(200) }
+ * ```
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type UsageOutboxOptions = SharedUsage.OutboxOptions
+
+/**
+ * Usage totals across every process on the store. On Redis, `add` goes to a bounded in-process
+ * outbox (never the network, never a failure), flushed in batches on an interval, on `flush` and
+ * when the layer's scope closes; each batch is one atomic script, applied once per batch id, so a
+ * flush retried after a lost reply adds nothing twice. While Redis is unreachable the outbox keeps
+ * the calls; when full it drops the oldest, with a warning and the
+ * `orchestify_shared_usage_dropped_calls` counter. On the memory store `add` applies at once.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SharedState } from "@orchestify/providers"
+ *
+ * const calls = Effect.flatMap(SharedState.SharedState, (s) => Effect.map(s.usage.totals, (u) => u.calls))
+ * Effect.runPromise(Effect.provide(calls, SharedState.layerMemory)) // 0
+ * ```
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface UsageStore {
+  /** `true` on the memory store: adds land at once, no outbox. */
+  readonly direct: boolean
+  readonly add: (entry: UsageEntry) => Effect.Effect<void>
+  /** Sends everything in the outbox now; fails (keeping it) when the store is unavailable. */
+  readonly flush: Effect.Effect<void, LLMError.SharedStateUnavailableError>
+  /** The totals of every process (what has reached the store). */
+  readonly totals: Effect.Effect<Usage.TokenUsage, LLMError.SharedStateUnavailableError>
+  /** The totals per provider id. */
+  readonly byProvider: Effect.Effect<Readonly<Record<string, Usage.TokenUsage>>, LLMError.SharedStateUnavailableError>
+  /** Calls in this process' outbox, not yet acknowledged by the store. */
+  readonly pending: Effect.Effect<number>
+}
+
+/**
+ * The usage store of the `SharedState` in context.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SharedState } from "@orchestify/providers"
+ *
+ * const totals = Effect.flatMap(SharedState.usage, (u) => u.totals)
+ * ```
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const usage: Effect.Effect<UsageStore, never, SharedState> = Effect.map(SharedState, (s) => s.usage)
+
+/**
+ * The counter of calls dropped from a full usage outbox.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { SharedState } from "@orchestify/providers"
+ *
+ * const lost = Metric.value(SharedState.usageDroppedCalls)
+ * ```
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const usageDroppedCalls = SharedUsage.droppedCalls
+
+// Shared usage (issue 14): end
