@@ -21,12 +21,8 @@ import * as Budget from "../src/Budget.js"
 import type * as LLM from "../src/LLM.js"
 import * as Message from "../src/Message.js"
 import * as MockLLM from "../src/testing/MockLLM.js"
+import { flag, median, option } from "./stats.js"
 
-const args = process.argv.slice(2)
-const option = (name: string): string | undefined => {
-  const index = args.indexOf(name)
-  return index === -1 ? undefined : args[index + 1]
-}
 const rounds = Number(option("--rounds") ?? 15)
 const calls = Number(option("--calls") ?? 2000)
 
@@ -45,12 +41,6 @@ const measure = async (batch: Effect.Effect<void>): Promise<Sample> => {
   const wall = Number(process.hrtime.bigint() - start) / 1000
   const used = process.cpuUsage(cpu)
   return { cpuUs: (used.user + used.system) / calls, wallUs: wall / calls }
-}
-
-const median = (xs: ReadonlyArray<number>): number => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 const fmt = (n: number): string => n.toFixed(2)
@@ -163,7 +153,7 @@ const main = async () => {
     results.push({ case: `window with ${live} live spends`, recordCpuUs: us })
     console.log(`| ${live} | ${fmt(us)} |`)
   }
-  if (args.includes("--json")) console.log(JSON.stringify(results, null, 2))
+  if (flag("--json")) console.log(JSON.stringify(results, null, 2))
 }
 
 /** A clock that moves 1 ms at each reading: every spend is its own entry of the window. */

@@ -27,12 +27,8 @@ import type * as Response from "../src/Response.js"
 import * as SharedState from "../src/SharedState.js"
 import * as Usage from "../src/Usage.js"
 import * as RedisHarness from "../test/redis.js"
+import { option } from "./stats.js"
 
-const args = process.argv.slice(2)
-const option = (name: string): string | undefined => {
-  const index = args.indexOf(name)
-  return index === -1 ? undefined : args[index + 1]
-}
 const rounds = Number(option("--rounds") ?? 10)
 const callsPerRound = Number(option("--calls") ?? 500)
 

@@ -27,21 +27,12 @@ import * as Url from "node:url"
 import * as Message from "../src/Message.js"
 import * as MockLLM from "../src/testing/MockLLM.js"
 import { build, outDir } from "./build.js"
+import { median, option } from "./stats.js"
 
-const args = process.argv.slice(2)
-const option = (name: string): string | undefined => {
-  const index = args.indexOf(name)
-  return index === -1 ? undefined : args[index + 1]
-}
 const rounds = Number(option("--rounds") ?? 7)
 const iterations = Number(option("--iterations") ?? 200)
 const root = Path.resolve(import.meta.dirname, "..")
 
-const median = (values: ReadonlyArray<number>): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
 const rotate = <A>(items: ReadonlyArray<A>, by: number): Array<A> =>
   items.map((_, i) => items[(i + by) % items.length]!)
 
