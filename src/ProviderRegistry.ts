@@ -57,6 +57,7 @@ import * as Pool from "./internal/pool.js"
 import * as Lifetime from "./internal/registry/lifetime.js"
 import * as RateLimits from "./internal/registry/rateLimits.js"
 import * as Resilient from "./internal/registry/resilient.js"
+import * as SharedStateWiring from "./internal/registry/sharedState.js"
 import * as SharedUsage from "./internal/registry/sharedUsage.js"
 import * as SummaryTable from "./internal/registry/summary.js"
 import * as LLM from "./LLM.js"
@@ -610,9 +611,11 @@ export const make = (
     const budgetOptions = budgetOptionsOf(config)
     const budget = budgetOptions === undefined ? undefined : yield* Budget.make(budgetOptions)
     // Rate limits (issue 14): each attempt of a provider is admitted by its `rate_limits`.
-    const rateLimits = yield* RateLimits.make(config)
+    // One shared state (the config's Redis, else one in context) for rate limits and usage.
+    const shared = yield* SharedStateWiring.connect(config)
+    const rateLimits = yield* RateLimits.make(config, shared)
     // Shared usage (issue 14): each provider's settled replies go to the shared store, if any.
-    const sharedUsage = Option.map(yield* SharedUsage.store(config), (s) => s.usage)
+    const sharedUsage = Option.map(shared, (s) => s.usage)
     const guarded = new Map(
       Array.from(bases, ([id, base]) => {
         const recorded = Option.isSome(sharedUsage) ? SharedUsage.record(base, sharedUsage.value) : base

@@ -1,12 +1,9 @@
 /**
- * The registry's rate limits (issue 14): `rate_limits` of providers and agents, on the config's
- * `shared_state` (Redis) when it names one, else on a `SharedState` in context, else in memory.
+ * The registry's rate limits (issue 14): `rate_limits` of providers and agents, on the registry's
+ * shared state when it has one, else in memory.
  */
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
 import type * as LLM from "../../LLM.js"
 import type * as ProvidersConfig from "../../ProvidersConfig.js"
 import * as RateLimit from "../../RateLimit.js"
@@ -28,31 +25,16 @@ const limitsOf = (settings: ProvidersConfig.RateLimitSettings): RateLimit.Limits
   period: settings.period
 })
 
-/** The store: the config's Redis (local limits, with a warning, when it cannot be reached at start). */
-const store = (config: ProvidersConfig.ProvidersConfig): Effect.Effect<SharedState.Service, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const settings = config.sharedState
-    if (settings?.redisUrl !== undefined) {
-      const built = yield* Effect.either(Layer.build(SharedState.layerRedis({
-        url: settings.redisUrl,
-        namespace: settings.namespace,
-        timeout: settings.timeout
-      })))
-      if (built._tag === "Right") return Context.get(built.right, SharedState.SharedState)
-      yield* Effect.logWarning(
-        `rate limits: shared state unavailable at start (${built.left.message}); using local limits`
-      )
-    }
-    const inContext = yield* Effect.serviceOption(SharedState.SharedState)
-    return Option.isSome(inContext) ? inContext.value : yield* SharedState.make
-  })
-
-export const make = (config: ProvidersConfig.ProvidersConfig): Effect.Effect<Wiring, never, Scope.Scope> =>
+/** The wiring, on the registry's shared state when it has one (see `sharedState.ts`), else in memory. */
+export const make = (
+  config: ProvidersConfig.ProvidersConfig,
+  shared: Option.Option<SharedState.Service>
+): Effect.Effect<Wiring> =>
   Effect.gen(function*() {
     const providers = Object.values(config.providers).filter((p) => p.rateLimits !== undefined)
     const agents = Object.values(config.agents).filter((a) => a.rateLimits !== undefined)
     if (providers.length === 0 && agents.length === 0) return identity
-    const state = yield* store(config)
+    const state = Option.isSome(shared) ? shared.value : yield* SharedState.make
     const limiter = (bucket: string, settings: ProvidersConfig.RateLimitSettings) =>
       Effect.provideService(
         RateLimit.make({ limits: { [bucket]: limitsOf(settings) }, maxWait: settings.maxWait, bucket }),
