@@ -61,10 +61,13 @@ layer(TestEnv, { excludeTestServices: true, timeout: "60 seconds" })("RateLimit 
         expect((yield* server.requests).length).toBe(120)
         expect(arrivals.length).toBe(120)
         // GCRA: in any window W, at most burst (max) + W x rate admissions. Checked on windows of
-        // 250 ms, 500 ms and 1 s starting at every arrival, with 50 ms of slack: a request admitted early may reach the server late, next to later ones.
+        // 250 ms, 500 ms and 1 s starting at every arrival, with 150 ms of slack: a request admitted
+        // early may reach the server late, next to later ones (50 ms was exceeded once on a loaded
+        // 2-core CI run: 32 arrivals in a 500 ms window against a bound of 31). Without sharing,
+        // the 4 workers' bursts alone put 80 requests in the first window.
         arrivals.sort((a, b) => a - b)
         for (const windowMillis of [250, 500, 1_000]) {
-          const bound = max + Math.floor(((windowMillis + 50) * max) / periodMillis)
+          const bound = max + Math.floor(((windowMillis + 150) * max) / periodMillis)
           for (let i = 0; i < arrivals.length; i++) {
             let j = i
             while (j < arrivals.length && arrivals[j]! - arrivals[i]! <= windowMillis) j++
